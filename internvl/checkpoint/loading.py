@@ -1,0 +1,122 @@
+"""Loading any InternViT checkpoint into an ``InternViT``, and writing one in this project's format.
+
+Loading is strict by default: every missing and unexpected key is named, a shape mismatch or an
+architecture that contradicts the checkpoint's config.json fails with a message naming the file.
+Two differences are adapted rather than refused, and logged: a position embedding of another grid
+(bicubic resampling to the model's pretrained grid) and a patch kernel of another size (14 -> 16,
+pseudo-inverse resize).
+"""
+import json
+import logging
+import os
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from ..models.intern_vit import ARCH_PRESETS, resolve_arch
+from ..models.pos_embed import resample_patch_embed, resample_pos_embed
+from .formats import OUR_FORMAT, CanonicalCheckpoint, arch_from_config, infer_arch, to_canonical
+from .io import CheckpointError, read_config, read_weights, save_safetensors_atomic
+
+logger = logging.getLogger(__name__)
+
+# Arch fields that must agree between a model and the checkpoint it loads; the others (patch and
+# image size) are adapted, and layer_scale_init only matters for random initialisation.
+STRUCTURAL_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'mlp_ratio', 'norm_type', 'qk_norm', 'qkv_bias')
+
+
+def read_canonical(path: str | os.PathLike) -> tuple[CanonicalCheckpoint, Optional[dict[str, Any]]]:
+    """Read ``path`` in any supported format -> (canonical checkpoint, arch if the files state it)."""
+    obj, metadata, files = read_weights(path)
+    source = str(path)
+    ckpt = to_canonical(obj, metadata, source)
+    logger.info('%s: %s (%d files, %d tensors)', path, ckpt.format.describe(), len(files), len(ckpt.state_dict))
+    if ckpt.ignored:
+        roots = sorted({k.split('.', 1)[0] for k in ckpt.ignored})
+        logger.info('%s: set aside %d entries outside the vision tower (%s)', path, len(ckpt.ignored),
+                    ', '.join(roots[:8]) + (', ...' if len(roots) > 8 else ''))
+    if 'arch' in metadata:
+        return ckpt, json.loads(metadata['arch'])
+    config = read_config(path)
+    return ckpt, arch_from_config(config, source) if config is not None else None
+
+
+def read_checkpoint_arch(path: str | os.PathLike) -> dict[str, Any]:
+    """The architecture of a checkpoint: from our metadata, its config.json, or inferred from shapes."""
+    ckpt, arch = read_canonical(path)
+    return arch if arch is not None else infer_arch(ckpt.state_dict, ARCH_PRESETS, str(path))
+
+
+def _check_arch(model_arch: dict, ckpt_arch: Optional[dict], source: str) -> None:
+    if ckpt_arch is None:
+        return
+    ckpt_arch = resolve_arch(ckpt_arch)
+    diffs = [f'{k}: checkpoint {ckpt_arch[k]!r}, model {model_arch[k]!r}'
+             for k in STRUCTURAL_KEYS if ckpt_arch[k] != model_arch[k]]
+    if diffs:
+        raise CheckpointError(f'{source}: the checkpoint describes another architecture than the model '
+                              f'({"; ".join(diffs)}); choose the matching arch preset')
+
+
+def _adapt_to_model(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Resample the position embedding and the patch kernel in place when their sizes differ."""
+    pos = state_dict.get('pos_embed')
+    if pos is not None and pos.shape != model.pos_embed.shape and pos.shape[-1] == model.pos_embed.shape[-1]:
+        side = round((pos.shape[1] - 1) ** 0.5)
+        if side * side != pos.shape[1] - 1:
+            raise CheckpointError(f'{source}: pos_embed has {pos.shape[1]} entries, which is not 1 + a square grid')
+        state_dict['pos_embed'] = resample_pos_embed(pos, (side, side), model.pretrain_grid)
+        logger.info('%s: position embedding resampled from a %dx%d grid to %dx%d', source, side, side,
+                    *model.pretrain_grid)
+    kernel = state_dict.get('patch_embed.proj.weight')
+    target = model.patch_embed.proj.weight
+    if kernel is not None and kernel.shape[:2] == target.shape[:2] and kernel.shape[2:] != target.shape[2:]:
+        state_dict['patch_embed.proj.weight'] = resample_patch_embed(kernel, tuple(target.shape[2:]))
+        logger.info('%s: patch kernel resized from %s to %s', source, tuple(kernel.shape[2:]),
+                    tuple(target.shape[2:]))
+
+
+def load_pretrained(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> tuple[list, list]:
+    """Load a checkpoint in any supported format into ``model`` (an ``InternViT``).
+
+    Returns (missing keys, unexpected keys). With ``strict`` any of either is an error that names
+    them all; otherwise they are logged by name.
+    """
+    source = str(path)
+    ckpt, ckpt_arch = read_canonical(path)
+    _check_arch(model.arch, ckpt_arch, source)
+    state_dict = dict(ckpt.state_dict)
+    _adapt_to_model(model, state_dict, source)
+    expected = model.state_dict()
+    mismatched = [f'{k}: checkpoint {list(v.shape)} vs model {list(expected[k].shape)}'
+                  for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape]
+    if mismatched:
+        raise CheckpointError(f'{source}: shape mismatch for {len(mismatched)} entries (is the arch right?): '
+                              + '; '.join(mismatched[:20]))
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if missing or unexpected:
+        message = (f'{source} ({ckpt.format.describe()}): missing keys {missing}; '
+                   f'unexpected keys {unexpected}')
+        if strict:
+            raise CheckpointError(message)
+        logger.warning(message)
+    model.load_state_dict({k: v for k, v in state_dict.items() if k in expected}, strict=False)
+    logger.info('loaded %s into %s', source, type(model).__name__)
+    return missing, unexpected
+
+
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
+                       arch: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Write any supported checkpoint as one safetensors file in this project's format.
+
+    The arch is taken from ``arch``, else from the source's config.json or metadata, else inferred from
+    the tensor shapes; it is stored in the file's metadata. Returns the arch written.
+    """
+    ckpt, ckpt_arch = read_canonical(src)
+    arch = resolve_arch(arch or ckpt_arch or infer_arch(ckpt.state_dict, ARCH_PRESETS, str(src)))
+    metadata = {'format': OUR_FORMAT, 'arch': json.dumps(arch), 'source_format': ckpt.format.describe()}
+    save_safetensors_atomic(ckpt.state_dict, dst, metadata)
+    logger.info('wrote %s (%d tensors)', dst, len(ckpt.state_dict))
+    return arch

@@ -1,0 +1,208 @@
+"""InternViT, the vision foundation model of InternVL (Chen et al., CVPR 2024), for dense prediction.
+
+One class serves every published size; the variants are entries of ``ARCH_PRESETS`` (or a dict with
+the same keys). The model is a plain pre-norm ViT: a conv patch embedding with bias, a learnable cls
+token, an absolute position embedding of ``1 + (img_size / patch_size)**2`` entries, and blocks with
+RMSNorm + whole-embedding qk-norm (6B) or LayerNorm + qkv bias (300M). There is no final norm.
+
+Dense features: ``forward`` returns, for each index in ``out_indices``, the output of that block
+(0-based, after both residual adds, cls token dropped) as an NCHW map of stride ``patch_size``.
+Inputs of any size that is a multiple of the patch size are accepted; the position embedding is
+interpolated bicubically from the pretrained grid at run time.
+
+Weights: construction never reads files; ``init_weights()`` initialises them and, when
+``pretrained`` is set, loads that checkpoint in any published format (see ``internvl.checkpoint``).
+"""
+import copy
+import logging
+from typing import Any, Optional, Sequence, Union
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .layers import Block
+from .pos_embed import resample_pos_embed
+
+logger = logging.getLogger(__name__)
+
+ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'mlp_ratio', 'norm_type', 'qk_norm', 'qkv_bias',
+             'layer_scale_init', 'patch_size', 'img_size')
+NORM_TYPES = ('rms', 'ln')
+
+ARCH_PRESETS: dict[str, dict[str, Any]] = {
+    # InternViT-6B-224px (InternVL-C/G, the segmentation paper's backbone): 48 blocks.
+    'internvit-6b-224px': dict(embed_dims=3200, num_layers=48, num_heads=25, mlp_ratio=4.0, norm_type='rms',
+                               qk_norm=True, qkv_bias=False, layer_scale_init=0.1, patch_size=14,
+                               img_size=224),
+    # InternViT-6B-448px V1-0 / V1-2 / V1-5 / V2.5: the last 3 blocks of the 224px model dropped.
+    'internvit-6b-448px': dict(embed_dims=3200, num_layers=45, num_heads=25, mlp_ratio=4.0, norm_type='rms',
+                               qk_norm=True, qkv_bias=False, layer_scale_init=0.1, patch_size=14,
+                               img_size=448),
+    # InternViT-300M-448px: distilled from 6B-448px-V1-5.
+    'internvit-300m-448px': dict(embed_dims=1024, num_layers=24, num_heads=16, mlp_ratio=4.0, norm_type='ln',
+                                 qk_norm=False, qkv_bias=True, layer_scale_init=1.0, patch_size=14,
+                                 img_size=448),
+    # Tiny presets of the same code, for tests and CPU demos.
+    'internvit-tiny-rms': dict(embed_dims=64, num_layers=3, num_heads=4, mlp_ratio=4.0, norm_type='rms',
+                               qk_norm=True, qkv_bias=False, layer_scale_init=0.1, patch_size=14, img_size=56),
+    'internvit-tiny-ln': dict(embed_dims=64, num_layers=3, num_heads=4, mlp_ratio=4.0, norm_type='ln',
+                              qk_norm=False, qkv_bias=True, layer_scale_init=1.0, patch_size=14, img_size=56),
+}
+
+
+def resolve_arch(arch: Union[str, dict]) -> dict[str, Any]:
+    """A preset name or a dict with exactly ``ARCH_KEYS`` -> a validated copy of the arch dict."""
+    if isinstance(arch, str):
+        if arch not in ARCH_PRESETS:
+            raise ValueError(f'unknown InternViT arch {arch!r}; expected one of {sorted(ARCH_PRESETS)} '
+                             f'or a dict with the keys {list(ARCH_KEYS)}')
+        return copy.deepcopy(ARCH_PRESETS[arch])
+    if not isinstance(arch, dict):
+        raise TypeError(f'arch must be a preset name or a dict, got {type(arch).__name__}')
+    missing = [k for k in ARCH_KEYS if k not in arch]
+    unknown = [k for k in arch if k not in ARCH_KEYS]
+    if missing or unknown:
+        raise ValueError(f'custom InternViT arch: missing keys {missing}, unknown keys {unknown}; '
+                         f'expected exactly {list(ARCH_KEYS)}')
+    if arch['norm_type'] not in NORM_TYPES:
+        raise ValueError(f"arch['norm_type']={arch['norm_type']!r}; expected one of {list(NORM_TYPES)}")
+    if arch['img_size'] % arch['patch_size']:
+        raise ValueError(f"arch['img_size']={arch['img_size']} is not a multiple of "
+                         f"arch['patch_size']={arch['patch_size']}")
+    return copy.deepcopy(dict(arch))
+
+
+class InternViT(nn.Module):
+    """InternViT backbone returning block outputs as NCHW feature maps.
+
+    Args:
+        arch: preset name from ``ARCH_PRESETS`` or a dict with the keys ``ARCH_KEYS``.
+        drop_path_rate: stochastic-depth rate of the last block, rising linearly from 0.
+        with_cp: recompute each block in the backward pass (activation checkpointing).
+        out_indices: 0-based block indices whose outputs are returned; negative counts from the end.
+        pretrained: checkpoint file or directory loaded by ``init_weights()`` (any published format).
+    """
+
+    def __init__(self, arch: Union[str, dict] = 'internvit-6b-224px', drop_path_rate: float = 0.0,
+                 with_cp: bool = False, out_indices: Sequence[int] = (-1,),
+                 pretrained: Optional[str] = None) -> None:
+        super().__init__()
+        self.arch = resolve_arch(arch)
+        self.arch_name = arch if isinstance(arch, str) else 'custom'
+        a = self.arch
+        self.embed_dims, self.num_layers, self.patch_size = a['embed_dims'], a['num_layers'], a['patch_size']
+        self.pretrain_grid = (a['img_size'] // self.patch_size,) * 2
+        self.out_indices = self._normalise_indices(out_indices, self.num_layers)
+        self.with_cp = with_cp
+        self.pretrained = pretrained
+
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(3, self.embed_dims, self.patch_size, self.patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
+        num_positions = 1 + self.pretrain_grid[0] * self.pretrain_grid[1]
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_positions, self.embed_dims))
+        rates = [drop_path_rate * i / max(self.num_layers - 1, 1) for i in range(self.num_layers)]
+        self.blocks = nn.ModuleList(
+            Block(self.embed_dims, a['num_heads'], a['mlp_ratio'], a['norm_type'], a['qk_norm'],
+                  a['qkv_bias'], a['layer_scale_init'], drop_path=rate)
+            for rate in rates)
+        self.reset_parameters()
+
+    @staticmethod
+    def _normalise_indices(indices: Sequence[int], num_layers: int) -> tuple[int, ...]:
+        if isinstance(indices, int):
+            indices = (indices,)
+        out = []
+        for i in indices:
+            if not -num_layers <= i < num_layers:
+                raise ValueError(f'out_indices entry {i} is out of range for {num_layers} blocks '
+                                 f'(allowed: {-num_layers}..{num_layers - 1})')
+            out.append(i % num_layers)
+        if not out:
+            raise ValueError('out_indices is empty')
+        return tuple(out)
+
+    def reset_parameters(self) -> None:
+        """Random initialisation (truncated normal 0.02 for linear layers, embeddings and cls token)."""
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        w = self.patch_embed.proj.weight
+        nn.init.trunc_normal_(w.view(w.shape[0], -1), std=0.02)
+        nn.init.zeros_(self.patch_embed.proj.bias)
+        for m in self.blocks.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def init_weights(self) -> None:
+        """Load ``pretrained`` when set (random initialisation stays otherwise)."""
+        if self.pretrained:
+            from internvl.checkpoint import load_pretrained
+            load_pretrained(self, self.pretrained)
+
+    @classmethod
+    def from_pretrained(cls, path: str, **kwargs: Any) -> 'InternViT':
+        """Build the architecture described by the checkpoint (config.json or our metadata) and load it."""
+        from internvl.checkpoint import load_pretrained, read_checkpoint_arch
+        kwargs.setdefault('arch', read_checkpoint_arch(path))
+        model = cls(**kwargs)
+        load_pretrained(model, path)
+        return model
+
+    def no_weight_decay(self) -> set[str]:
+        return {'pos_embed', 'cls_token'}
+
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Images [B, 3, H, W] -> tokens [B, 1 + h*w, C] with position embedding, and the grid (h, w)."""
+        H, W = x.shape[-2:]
+        p = self.patch_size
+        if H % p or W % p:
+            raise ValueError(f'input size {H}x{W} is not a multiple of the patch size {p}')
+        x = self.patch_embed.proj(x)  # [B, C, h, w]
+        grid = (x.shape[2], x.shape[3])
+        x = x.flatten(2).transpose(1, 2)  # [B, h*w, C]
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
+        pos_embed = resample_pos_embed(self.pos_embed, self.pretrain_grid, grid)
+        return x + pos_embed.to(x.dtype), grid
+
+    def _run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and self.training and x.requires_grad:
+            return checkpoint(block, x, use_reentrant=False)
+        return block(x)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
+        """Outputs of blocks ``indices`` (0-based, sorted or not) as NCHW maps [B, C, H/p, W/p].
+
+        Blocks after the last requested index are not run.
+        """
+        indices = self._normalise_indices(indices, self.num_layers)
+        x, (h, w) = self.embed(x)
+        wanted = {}
+        for i, block in enumerate(self.blocks[:max(indices) + 1]):
+            x = self._run_block(block, x)
+            if i in indices:
+                # [B, 1 + h*w, C] -> drop cls -> [B, C, h, w]
+                wanted[i] = x[:, 1:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
+        return [wanted[i] for i in indices]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Images [B, 3, H, W] -> tuple of [B, C, H/p, W/p], one per ``out_indices`` entry."""
+        return tuple(self.forward_intermediates(x, self.out_indices))
+
+    def extra_repr(self) -> str:
+        return f'arch={self.arch_name}, out_indices={self.out_indices}, with_cp={self.with_cp}'
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_on_meta(arch: Union[str, dict], **kwargs: Any) -> InternViT:
+    """Build an InternViT on the meta device (no memory, no initialisation cost), e.g. to count params."""
+    with torch.device('meta'):
+        return InternViT(arch, **kwargs)
+
+
+__all__ = ['ARCH_KEYS', 'ARCH_PRESETS', 'InternViT', 'resolve_arch', 'count_parameters', 'build_on_meta']

@@ -1,0 +1,83 @@
+"""Measurement helpers for benchmarks: interleaved timing, matmul peak, FLOPs, training-step memory.
+
+Timings on shared CPUs drift by several percent within seconds, so comparisons interleave the
+candidates (A, B, A, B, ...) and report medians; nothing here asserts a speed.
+"""
+import statistics
+import time
+from typing import Callable, Iterable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int,
+                      warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each candidate, run in turn ``repeats`` times after ``warmup`` calls each."""
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    with torch.inference_mode():
+        for fn in candidates.values():
+            for _ in range(warmup):
+                fn()
+        for _ in range(repeats):
+            for name, fn in candidates.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(values)
+
+
+def matmul_peak_gflops(sizes: Iterable[int] = (1024, 2048, 3072, 4096),
+                       repeats: int = 5) -> tuple[float, dict[str, dict[int, float]]]:
+    """Best fp32 rate of the square products ``n x n @ n x n`` in GFLOP/s, each the median of
+    ``repeats`` runs, through both matmul back-ends the model may use (aten's BLAS and oneDNN), so
+    that the peak is the best this machine reaches, not the slower library's."""
+    from internvl.models.layers import _ONEDNN_LINEAR
+    rates: dict[str, dict[int, float]] = {'aten mm': {}}
+    if _ONEDNN_LINEAR is not None:
+        rates['oneDNN'] = {}
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        candidates = {'aten mm': lambda: a @ b}
+        if _ONEDNN_LINEAR is not None:
+            candidates['oneDNN'] = lambda: _ONEDNN_LINEAR(a, b, None, 'none', [], '')
+        for name, seconds in interleaved_times(candidates, repeats).items():
+            rates[name][n] = 2 * n ** 3 / median(seconds) / 1e9
+    return max(max(r.values()) for r in rates.values()), rates
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of one call (2 per multiply-add), counting scaled_dot_product_attention too.
+
+    Runs with autograd enabled: InternViT's layers then take their aten path (``F.linear``), which
+    the counter knows, instead of the oneDNN inference kernels, which it does not.
+    """
+    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def training_step_memory(model: torch.nn.Module, images: torch.Tensor) -> dict[str, int]:
+    """Bytes of one forward + backward beyond what was held before the forward.
+
+    Returns ``peak_minus_before`` (the step's peak of all tracked memory, gradients included, less the
+    parameters and inputs held before) and ``activations`` (the activation part at that peak), from
+    torch's MemTracker, which follows every tensor storage on the CPU as on a GPU.
+    """
+    from torch.distributed._tools.mem_tracker import MemTracker, _MemRefType
+    model.zero_grad(set_to_none=True)
+    tracker = MemTracker()
+    tracker.track_external(model, images)
+    with tracker:
+        before = tracker.get_tracker_snapshot('current')
+        outputs = model(images)
+        sum(o.float().square().mean() for o in outputs).backward()
+    peak = tracker.get_tracker_snapshot('peak')
+    device = images.device
+    model.zero_grad(set_to_none=True)
+    return {'peak_minus_before': peak[device]['Total'] - before.get(device, {}).get('Total', 0),
+            'activations': peak[device][_MemRefType.ACT]}

@@ -1,0 +1,3 @@
+from .backbones import InternViTBackbone
+
+__all__ = ['InternViTBackbone']

@@ -1,0 +1,3 @@
+from .intern_vit import InternViTBackbone
+
+__all__ = ['InternViTBackbone']

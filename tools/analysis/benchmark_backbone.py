@@ -1,0 +1,99 @@
+"""Benchmark InternViT on this machine, every figure measured side by side in one run.
+
+1. forward images/s of our InternViT against transformers' InternVLVisionModel (SDPA) carrying the
+   same weights, at one shared config (interleaved runs, medians);
+2. achieved GFLOP/s of our forward against a measured fp32 matmul peak (best of square products
+   1024..4096, each the median of several repeats);
+3. activation memory of one training step (peak minus what was held before the forward) with and
+   without ``with_cp``.
+
+    python tools/analysis/benchmark_backbone.py [--width 1024 --depth 8 --batch 8 --img 224]
+"""
+import argparse
+import os
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+
+import torch  # noqa: E402
+
+from internvl import InternViT  # noqa: E402
+from internvl.checkpoint import convert_transformers  # noqa: E402
+from internvl.utils.profiling import (count_flops, interleaved_times, matmul_peak_gflops, median,  # noqa: E402
+                                      training_step_memory)
+
+
+def build_pair(width: int, depth: int, heads: int, img: int) -> tuple[torch.nn.Module, InternViT]:
+    from transformers import InternVLVisionConfig, InternVLVisionModel
+    config = InternVLVisionConfig(hidden_size=width, num_hidden_layers=depth, num_attention_heads=heads,
+                                  intermediate_size=4 * width, use_qk_norm=True, norm_type='rms_norm',
+                                  attention_bias=False, image_size=img, patch_size=14,
+                                  attn_implementation='sdpa')
+    reference = InternVLVisionModel(config).eval()
+    arch = dict(embed_dims=width, num_layers=depth, num_heads=heads, mlp_ratio=4.0, norm_type='rms', qk_norm=True,
+                qkv_bias=False, layer_scale_init=0.1, patch_size=14, img_size=img)
+    ours = InternViT(arch, out_indices=[depth - 1]).eval()
+    ours.load_state_dict(convert_transformers(reference.state_dict()))
+    return reference, ours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--width', type=int, default=1024)
+    parser.add_argument('--depth', type=int, default=8)
+    parser.add_argument('--heads', type=int, default=16)
+    parser.add_argument('--img', type=int, default=224)
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--mem-batch', type=int, nargs='+', default=[8, 16],
+                        help='batches of the training-step memory figure')
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; config: width {args.width}, depth '
+          f'{args.depth}, heads {args.heads}, {args.img}px, batch {args.batch}, fp32')
+
+    reference, ours = build_pair(args.width, args.depth, args.heads, args.img)
+    images = torch.randn(args.batch, 3, args.img, args.img)
+    with torch.inference_mode():
+        err = (ours(images)[0].flatten(2).transpose(1, 2) - reference(images).last_hidden_state[:, 1:]).abs().max()
+    times = interleaved_times({'transformers': lambda: reference(images), 'ours': lambda: ours(images)},
+                              args.repeats)
+    t_ref, t_ours = median(times['transformers']), median(times['ours'])
+    pair_ratios = [r / o for r, o in zip(times['transformers'], times['ours'])]
+    print('\n[1] forward throughput (interleaved, median of %d)' % args.repeats)
+    print(f'  transformers InternVLVisionModel (sdpa): {args.batch / t_ref:7.2f} images/s')
+    print(f'  ours InternViT                         : {args.batch / t_ours:7.2f} images/s')
+    print(f'  speed-up: {t_ref / t_ours:.3f}x (median of per-pair ratios {median(pair_ratios):.3f}x); '
+          f'max |difference| of outputs {err:.2e}')
+
+    flops = count_flops(lambda: ours(images))
+    reference_flops = count_flops(lambda: reference(images))
+    peak, rates = matmul_peak_gflops()
+    achieved = flops / t_ours / 1e9
+    print('\n[2] compute efficiency')
+    for backend, by_size in rates.items():
+        print(f'  fp32 matmul, {backend:7}: ' + ', '.join(f'{n}: {r:.1f}' for n, r in by_size.items()) + ' GFLOP/s')
+    print(f'  peak (best of all): {peak:.1f} GFLOP/s')
+    print(f'  FLOPs per forward (torch FlopCounterMode): ours {flops / 1e9:.1f} G, transformers '
+          f'{reference_flops / 1e9:.1f} G')
+    print(f'  ours: {flops / 1e9:.1f} GFLOP per forward -> {achieved:.1f} GFLOP/s = {achieved / peak:.1%} of peak')
+
+    print(f'\n[3] training step memory, depth {args.depth} (peak - before includes the gradients, '
+          f'{sum(p.numel() for p in ours.parameters()) * 4 / 2**20:.0f} MiB)')
+    ours.train()
+    for batch in args.mem_batch:
+        mem_images = torch.randn(batch, 3, args.img, args.img)
+        figures = {}
+        for with_cp in (False, True):
+            ours.with_cp = with_cp
+            figures[with_cp] = training_step_memory(ours, mem_images)
+            f = figures[with_cp]
+            print(f'  batch {batch:3}, with_cp={with_cp!s:5}: peak - before {f["peak_minus_before"] / 2**20:8.1f} MiB, '
+                  f'activations at peak {f["activations"] / 2**20:8.1f} MiB')
+        ratio = figures[True]['peak_minus_before'] / figures[False]['peak_minus_before']
+        act_ratio = figures[True]['activations'] / figures[False]['activations']
+        print(f'  batch {batch:3}, with_cp / plain: {ratio:.3f}x (peak - before), {act_ratio:.3f}x (activations)')
+
+
+if __name__ == '__main__':
+    main()
