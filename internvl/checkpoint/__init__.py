@@ -2,10 +2,12 @@
 from .formats import (CanonicalCheckpoint, DetectedFormat, arch_from_config, convert_opengvlab,
                       convert_transformers, detect_format, infer_arch, to_canonical)
 from .io import CheckpointError, read_config, read_weights, save_safetensors_atomic
-from .loading import convert_checkpoint, load_pretrained, read_canonical, read_checkpoint_arch
+from .loading import (build_from_pretrained, convert_checkpoint, load_pretrained, read_canonical,
+                      read_checkpoint_arch)
 
 __all__ = [
-    'CanonicalCheckpoint', 'CheckpointError', 'DetectedFormat', 'arch_from_config', 'convert_checkpoint',
+    'CanonicalCheckpoint', 'CheckpointError', 'DetectedFormat', 'arch_from_config', 'build_from_pretrained',
+    'convert_checkpoint',
     'convert_opengvlab', 'convert_transformers', 'detect_format', 'infer_arch', 'load_pretrained',
     'read_canonical', 'read_checkpoint_arch', 'read_config', 'read_weights', 'save_safetensors_atomic',
     'to_canonical',

@@ -83,8 +83,23 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, strict: bool = Tr
     Returns (missing keys, unexpected keys). With ``strict`` any of either is an error that names
     them all; otherwise they are logged by name.
     """
-    source = str(path)
     ckpt, ckpt_arch = read_canonical(path)
+    return _load_canonical(model, ckpt, ckpt_arch, str(path), strict)
+
+
+def build_from_pretrained(path: str | os.PathLike, **kwargs: Any) -> nn.Module:
+    """An ``InternViT`` of the architecture the checkpoint describes (``arch`` in ``kwargs`` overrides
+    it), with the checkpoint loaded; the files are read once."""
+    from ..models.intern_vit import InternViT
+    ckpt, ckpt_arch = read_canonical(path)
+    kwargs.setdefault('arch', ckpt_arch or infer_arch(ckpt.state_dict, ARCH_PRESETS, str(path)))
+    model = InternViT(**kwargs)
+    _load_canonical(model, ckpt, ckpt_arch, str(path), strict=True)
+    return model
+
+
+def _load_canonical(model: nn.Module, ckpt: CanonicalCheckpoint, ckpt_arch: Optional[dict], source: str,
+                    strict: bool) -> tuple[list, list]:
     _check_arch(model.arch, ckpt_arch, source)
     state_dict = dict(ckpt.state_dict)
     _adapt_to_model(model, state_dict, source)

@@ -145,11 +145,8 @@ class InternViT(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str, **kwargs: Any) -> 'InternViT':
         """Build the architecture described by the checkpoint (config.json or our metadata) and load it."""
-        from internvl.checkpoint import load_pretrained, read_checkpoint_arch
-        kwargs.setdefault('arch', read_checkpoint_arch(path))
-        model = cls(**kwargs)
-        load_pretrained(model, path)
-        return model
+        from internvl.checkpoint import build_from_pretrained
+        return build_from_pretrained(path, **kwargs)
 
     def no_weight_decay(self) -> set[str]:
         return {'pos_embed', 'cls_token'}

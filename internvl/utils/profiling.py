@@ -11,9 +11,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int,
-                      warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per call of each candidate, run in turn ``repeats`` times after ``warmup`` calls each."""
+def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
+                      device: str = 'cpu') -> dict[str, list[float]]:
+    """Seconds per call of each candidate, run in turn ``repeats`` times after ``warmup`` calls each
+    (on a GPU, each call is timed to the end of its kernels)."""
+    sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
     times: dict[str, list[float]] = {name: [] for name in candidates}
     with torch.inference_mode():
         for fn in candidates.values():
@@ -21,8 +23,10 @@ def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int,
                 fn()
         for _ in range(repeats):
             for name, fn in candidates.items():
+                sync()
                 start = time.perf_counter()
                 fn()
+                sync()
                 times[name].append(time.perf_counter() - start)
     return times
 
