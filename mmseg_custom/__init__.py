@@ -1,7 +1,7 @@
-"""InternViT and its heads in mmsegmentation 1.x's registries; import via
+"""InternViT, its heads and segmentors in mmsegmentation 1.x's registries; import via
 ``custom_imports = dict(imports=['mmseg_custom'], allow_failed_imports=False)``."""
-import mmengine_custom  # noqa: F401  (the stack's compatibility workarounds, before any runner)
+import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner; optimizer constructors)
 
-from .models import InternViTBackbone
+from .models import BatchedSlideEncoderDecoder, InternViTBackbone, LinearProbeHead
 
-__all__ = ['InternViTBackbone']
+__all__ = ['BatchedSlideEncoderDecoder', 'InternViTBackbone', 'LinearProbeHead']

@@ -1,4 +1,6 @@
 """InternViT through mmseg's registry, loaded from a published checkpoint layout."""
+from pathlib import Path
+
 import pytest
 import torch
 from mmengine.config import Config
@@ -66,3 +68,81 @@ def test_trains_inside_an_mmseg_segmentor(registry):
     losses = model(**data, mode='loss')
     losses['decode.loss_ce'].backward()
     assert model.backbone.vit.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+
+
+# --- segmentation pieces ---------------------------------------------------------------------------
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / 'configs' / 'demo' / \
+    'upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py'
+
+
+def test_batched_slide_inference_equals_mmseg(registry):
+    """Crops encoded in batches give mmseg's own sliding-window result (also with a partial last batch)."""
+    cfg = dict(
+        data_preprocessor=dict(type='SegDataPreProcessor'),
+        backbone=dict(type='InternViT', arch='internvit-tiny-ln', out_indices=[0, 1, 2, 2], with_fpn=True),
+        decode_head=dict(type='UPerHead', in_channels=[64] * 4, in_index=[0, 1, 2, 3], channels=16,
+                         num_classes=5, norm_cfg=dict(type='BN')),
+        test_cfg=dict(mode='slide', crop_size=(56, 56), stride=(42, 42), crop_batch_size=4))
+    from mmengine.config import ConfigDict
+    ours = registry.build(ConfigDict(cfg, type='BatchedSlideEncoderDecoder')).eval()
+    theirs = registry.build(ConfigDict(cfg, type='EncoderDecoder')).eval()
+    theirs.load_state_dict(ours.state_dict())
+    images = torch.randn(2, 3, 98, 154)
+    metas = [dict(img_shape=(98, 154), ori_shape=(98, 154), pad_shape=(98, 154))] * 2
+    with torch.no_grad():
+        torch.testing.assert_close(ours.slide_inference(images, [dict(m) for m in metas]),
+                                   theirs.slide_inference(images, [dict(m) for m in metas]), rtol=1e-4, atol=1e-5)
+
+
+def test_frozen_bf16_backbone_stays_bit_identical_while_heads_train(registry, tmp_path):
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+    from internvl import InternViT
+    from mmseg_custom.datasets import write_synthetic_ade
+    write_synthetic_ade(tmp_path / 'data', num_train=8, num_val=2, size=112)
+    cfg = Config.fromfile(str(DEMO_CONFIG))
+    vit = InternViT(dict(cfg.model.backbone.arch))
+    torch.save(vit.state_dict(), tmp_path / 'vit.pth')
+    cfg.merge_from_dict({
+        'model.backbone.frozen': True, 'model.backbone.backbone_dtype': 'bfloat16',
+        'model.backbone.drop_path_rate': 0.2, 'model.backbone.pretrained': str(tmp_path / 'vit.pth'),
+        'train_dataloader.dataset.data_root': str(tmp_path / 'data'),
+        'val_dataloader.dataset.data_root': str(tmp_path / 'data'),
+        'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False, 'val_dataloader.num_workers': 0,
+        'val_dataloader.persistent_workers': False,
+        'train_cfg.max_iters': 3, 'train_cfg.val_interval': 100,
+        'default_hooks.checkpoint.interval': 100, 'work_dir': str(tmp_path / 'work')})
+    cfg.test_dataloader = cfg.val_dataloader
+
+    class Snapshot(Hook):
+        def before_train(self, runner):
+            self.heads = {k: v.clone() for k, v in runner.model.state_dict().items() if 'head' in k}
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            self.modes = (runner.model.backbone.vit.training, runner.model.decode_head.training)
+
+    snapshot = Snapshot()
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(snapshot)
+    runner.train()
+    model = runner.model
+    assert snapshot.modes == (False, True)  # while training: the frozen ViT in eval mode, the heads not
+    trained = model.backbone.vit.state_dict()
+    for key, value in vit.state_dict().items():
+        assert trained[key].dtype == torch.bfloat16
+        assert torch.equal(trained[key], value.to(torch.bfloat16)), key
+    changed = [k for k, v in model.state_dict().items() if k in snapshot.heads and not torch.equal(v, snapshot.heads[k])]
+    assert any(k.startswith('decode_head.') and k.endswith('weight') for k in changed)
+    assert any(k.startswith('auxiliary_head.') for k in changed)
+    with torch.no_grad():
+        feats = model.backbone(torch.randn(1, 3, 112, 112))
+    assert all(f.dtype == torch.float32 for f in feats)
+
+
+def test_backbone_dtype_needs_frozen(registry):
+    with pytest.raises(ValueError, match='needs frozen=True'):
+        registry.build(dict(type='InternViT', arch='internvit-tiny-rms', backbone_dtype='bfloat16'))
+    with pytest.raises(ValueError, match='with_fpn=True needs 4 out_indices'):
+        registry.build(dict(type='InternViT', arch='internvit-tiny-rms', with_fpn=True, out_indices=[2]))

@@ -12,12 +12,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
-                      device: str = 'cpu') -> dict[str, list[float]]:
+                      device: str = 'cpu', inference: bool = True) -> dict[str, list[float]]:
     """Seconds per call of each candidate, run in turn ``repeats`` times after ``warmup`` calls each
-    (on a GPU, each call is timed to the end of its kernels)."""
+    (on a GPU, each call is timed to the end of its kernels); ``inference=False`` keeps autograd on."""
     sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
     times: dict[str, list[float]] = {name: [] for name in candidates}
-    with torch.inference_mode():
+    with torch.inference_mode(inference):
         for fn in candidates.values():
             for _ in range(warmup):
                 fn()

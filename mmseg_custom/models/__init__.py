@@ -1,3 +1,5 @@
 from .backbones import InternViTBackbone
+from .decode_heads import LinearProbeHead
+from .segmentors import BatchedSlideEncoderDecoder
 
-__all__ = ['InternViTBackbone']
+__all__ = ['BatchedSlideEncoderDecoder', 'InternViTBackbone', 'LinearProbeHead']

@@ -1,8 +1,14 @@
 """``InternViT`` in mmseg's registry: the core model behind the mmseg backbone contract.
 
 Contract: images [B, 3, H, W] (H, W multiples of the patch size) -> a tuple with, for each entry of
-``out_indices``, the output of that block as a float32 map [B, C, H/p, W/p]. ``pretrained`` (any
-format ``internvl.checkpoint`` reads) is loaded by ``init_weights()``, which mmengine's runner calls.
+``out_indices``, the output of that block as a float32 map [B, C, H/p, W/p] (``with_fpn``: the four
+maps re-scaled by the simple FPN to strides p/4, p/2, p, 2p). ``pretrained`` (any format
+``internvl.checkpoint`` reads) is loaded by ``init_weights()``, which mmengine's runner calls.
+
+``frozen``: the ViT stays in eval mode (re-applied by ``train()``), requires no gradient and so is
+left out of the optimizer; the FPN stays trainable. ``backbone_dtype='bfloat16'`` then keeps the
+frozen ViT in bf16 while the FPN and heads run in fp32, as the published recipes did; the cast is
+applied after the weights are loaded (``init_weights`` or any ``load_state_dict``), never at build.
 """
 from typing import Optional, Sequence, Union
 
@@ -10,21 +16,43 @@ import torch
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
-from internvl.models import InternViT
+from internvl.models import InternViT, SimpleFPN
+
+DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 
 @MODELS.register_module(name='InternViT')
 class InternViTBackbone(BaseModule):
-    """Args are those of ``internvl.models.InternViT``; ``init_cfg`` is not accepted beside ``pretrained``."""
+    """Args of ``internvl.models.InternViT`` plus ``with_fpn``, ``frozen`` and ``backbone_dtype``;
+    ``init_cfg`` is not accepted beside ``pretrained``."""
 
     def __init__(self, arch: Union[str, dict] = 'internvit-6b-224px', drop_path_rate: float = 0.0,
                  with_cp: bool = False, out_indices: Sequence[int] = (-1,), pretrained: Optional[str] = None,
+                 with_fpn: bool = False, frozen: bool = False, backbone_dtype: str = 'float32',
                  init_cfg: Optional[dict] = None) -> None:
         if pretrained and init_cfg:
             raise ValueError('InternViT: give either pretrained=PATH or init_cfg, not both')
+        if backbone_dtype not in DTYPES:
+            raise ValueError(f'InternViT: backbone_dtype={backbone_dtype!r}; expected one of {list(DTYPES)}')
+        if backbone_dtype != 'float32' and not frozen:
+            raise ValueError(f'InternViT: backbone_dtype={backbone_dtype!r} needs frozen=True (a trained '
+                             f'backbone keeps fp32 weights; use mixed precision for its compute)')
+        if with_fpn and len(out_indices) != 4:
+            raise ValueError(f'InternViT: with_fpn=True needs 4 out_indices, got {list(out_indices)}')
         super().__init__(init_cfg)
         self.vit = InternViT(arch, drop_path_rate=drop_path_rate, with_cp=with_cp,
                              out_indices=list(out_indices), pretrained=pretrained)
+        self.fpn = SimpleFPN(self.vit.embed_dims) if with_fpn else None
+        self.frozen = frozen
+        self.backbone_dtype = DTYPES[backbone_dtype]
+        if frozen:
+            self.vit.requires_grad_(False)
+            self.vit.eval()
+        self.register_load_state_dict_post_hook(lambda module, keys: module._apply_backbone_dtype())
+
+    def _apply_backbone_dtype(self) -> None:
+        if self.frozen:
+            self.vit.to(self.backbone_dtype)
 
     def init_weights(self) -> None:
         if self.init_cfg:
@@ -32,6 +60,20 @@ class InternViTBackbone(BaseModule):
         else:
             self.vit.init_weights()
             self._is_init = True
+        self._apply_backbone_dtype()
+
+    def train(self, mode: bool = True) -> 'InternViTBackbone':
+        super().train(mode)
+        if self.frozen:
+            self.vit.eval()
+        return self
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(feature.float() for feature in self.vit(inputs))
+        dtype = self.vit.pos_embed.dtype
+        if self.frozen:
+            with torch.no_grad():
+                features = self.vit(inputs.to(dtype))
+        else:
+            features = self.vit(inputs.to(dtype))
+        features = tuple(f.float() for f in features)
+        return self.fpn(features) if self.fpn is not None else features

@@ -1,0 +1,7 @@
+# The protocol of upernet_internvit-6b-224px-frozen_8xb2-80k_ade20k-504x504.py for InternViT-300M-448px (24 blocks): no published number.
+# Blocks [5, 11, 17, 23]; pretrained weights: any format internvl.checkpoint reads.
+_base_ = ['./upernet_internvit-6b-224px-frozen_8xb2-80k_ade20k-504x504.py']
+model = dict(
+    backbone=dict(arch='internvit-300m-448px', out_indices=[5, 11, 17, 23], pretrained='pretrained/InternViT-300M-448px'),
+    decode_head=dict(in_channels=[1024] * 4),
+    auxiliary_head=dict(in_channels=1024))

@@ -1,0 +1,63 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: the config as the command line sets it, a
+clear check of the data folders before anything is built, and the runner."""
+import os
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config, DictAction  # noqa: F401  (DictAction for the tools' --cfg-options)
+from mmengine.runner import Runner
+
+
+class DataRootError(FileNotFoundError):
+    """A dataset folder that is not there; the message says where it was expected and how to point at it."""
+
+
+def load_config(path: str, work_dir: Optional[str] = None, cfg_options: Optional[dict] = None,
+                launcher: str = 'none') -> Config:
+    """The config of ``path`` with the command line's overrides; work_dir defaults to work_dirs/<name>."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def _datasets(dataset_cfg: dict) -> list[dict]:
+    """A dataset config and those it wraps (RepeatDataset, ConcatDataset, ...)."""
+    inner = dataset_cfg.get('datasets') or ([dataset_cfg['dataset']] if 'dataset' in dataset_cfg else [])
+    return [dataset_cfg] + [d for sub in inner for d in _datasets(sub)]
+
+
+def check_data_roots(cfg: Config, loaders: tuple[str, ...]) -> None:
+    """Fail early, naming the config key, when a dataset's folders or ann_file are missing."""
+    for loader in loaders:
+        if not cfg.get(loader):
+            continue
+        for dataset in _datasets(cfg[loader]['dataset']):
+            root = dataset.get('data_root')
+            if root is None:
+                continue
+            key = f'{loader}.dataset.data_root'
+            if not osp.isdir(root):
+                raise DataRootError(
+                    f'{dataset.get("type", "dataset")} not found: {key} = {root!r} does not exist '
+                    f'(from {os.getcwd()}). Put the data there (for ADE20K: the ADEChallengeData2016 folder '
+                    f'with images/ and annotations/), or point at it with '
+                    f'--cfg-options {key}=/path/to/data (and the same for the other dataloaders).')
+            for sub in (dataset.get('data_prefix') or {}).values():
+                if sub and not osp.isdir(osp.join(root, sub)):
+                    raise DataRootError(f'{key} = {root!r} has no folder {sub!r}: is it the right dataset root?')
+            ann_file = dataset.get('ann_file')
+            if ann_file and not osp.isfile(osp.join(root, ann_file)):
+                raise DataRootError(f'{loader}.dataset.ann_file: {osp.join(root, ann_file)} does not exist; '
+                                    f'few-shot lists are made by tools/make_fewshot_split.py')
+
+
+def build_runner(cfg: Config) -> Runner:
+    return Runner.from_cfg(cfg)

@@ -1,0 +1,3 @@
+from .linear_probe_head import LinearProbeHead
+
+__all__ = ['LinearProbeHead']

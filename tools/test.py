@@ -1,0 +1,52 @@
+"""Evaluate a segmentor (mmseg conventions): python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]
+[--show-dir DIR] [--out DIR] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]"""
+import argparse
+import os
+import sys
+
+import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
+from mmengine_custom.runner import DataRootError, DictAction, build_runner, check_data_roots, load_config
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a segmentor')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
+    parser.add_argument('--out', help='the dir to save the predicted label maps (PNG)')
+    parser.add_argument('--show-dir', help='the dir to save painted predictions beside the ground truth')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value (xxx=yyy format)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    if not os.path.isfile(args.checkpoint):
+        print(f'error: checkpoint not found: {args.checkpoint}', file=sys.stderr)
+        return 1
+    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        hook = cfg.default_hooks.visualization
+        hook.draw = True
+        cfg.visualizer.save_dir = args.show_dir
+        hook.interval = 1
+    if args.out:
+        cfg.test_evaluator = dict(cfg.test_evaluator, output_dir=args.out, keep_results=True)
+    try:
+        check_data_roots(cfg, ('test_dataloader',))
+    except DataRootError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    metrics = build_runner(cfg).test()
+    print('metrics: ' + ', '.join(f'{k}: {v}' for k, v in metrics.items()))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

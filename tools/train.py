@@ -1,0 +1,43 @@
+"""Train a segmentor (mmseg conventions): python tools/train.py CONFIG [--work-dir DIR] [--resume]
+[--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]"""
+import argparse
+import os
+import sys
+
+import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
+from mmengine_custom.runner import DataRootError, DictAction, build_runner, check_data_roots, load_config
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--resume', action='store_true', help='resume from the latest checkpoint in the work_dir')
+    parser.add_argument('--amp', action='store_true', help='mixed precision (bf16 on the CPU)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value (xxx=yyy format)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    cfg.resume = args.resume
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+    try:
+        check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
+    except DataRootError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    build_runner(cfg).train()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
