@@ -15,7 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 venv="$root/.venv"
 wheels="${INTERNVL_WHEELS:-$root/../shared/wheels}"
-python_bin="${PYTHON:-python3.11}"
+python_bin="${INSTALL_PYTHON:-python3.11}"
 
 inputs_hash="$(cat tools/install_env.sh requirements/*.txt setup.py | sha256sum | cut -c1-16)"
 stamp="$venv/.installed-$inputs_hash"
