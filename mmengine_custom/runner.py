@@ -1,15 +1,31 @@
 """What ``tools/train.py`` and ``tools/test.py`` share: the config as the command line sets it, a
 clear check of the data folders before anything is built, and the runner."""
+import argparse
 import os
 import os.path as osp
 from typing import Optional
 
-from mmengine.config import Config, DictAction  # noqa: F401  (DictAction for the tools' --cfg-options)
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 
 class DataRootError(FileNotFoundError):
     """A dataset folder that is not there; the message says where it was expected and how to point at it."""
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """--work-dir, --cfg-options, --launcher and --local_rank, as every OpenMMLab tool has them."""
+    parser.add_argument('--work-dir', help='the dir to save logs, models and metrics')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value (xxx=yyy format)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_tool_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def load_config(path: str, work_dir: Optional[str] = None, cfg_options: Optional[dict] = None,

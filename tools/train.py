@@ -1,26 +1,20 @@
 """Train a segmentor (mmseg conventions): python tools/train.py CONFIG [--work-dir DIR] [--resume]
 [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]"""
 import argparse
-import os
 import sys
 
 import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
-from mmengine_custom.runner import DataRootError, DictAction, build_runner, check_data_roots, load_config
+from mmengine_custom.runner import (DataRootError, add_common_arguments, build_runner, check_data_roots,
+                                    load_config, parse_tool_args)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a segmentor')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--resume', action='store_true', help='resume from the latest checkpoint in the work_dir')
     parser.add_argument('--amp', action='store_true', help='mixed precision (bf16 on the CPU)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value (xxx=yyy format)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_common_arguments(parser)
+    return parse_tool_args(parser)
 
 
 def main() -> int:
