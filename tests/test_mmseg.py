@@ -7,6 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
+from internvl import InternViT
 from reference import make_reference, our_arch, reference_block_outputs, write_all_formats
 
 
@@ -141,8 +142,26 @@ def test_frozen_bf16_backbone_stays_bit_identical_while_heads_train(registry, tm
     assert all(f.dtype == torch.float32 for f in feats)
 
 
-def test_backbone_dtype_needs_frozen(registry):
-    with pytest.raises(ValueError, match='needs frozen=True'):
-        registry.build(dict(type='InternViT', arch='internvit-tiny-rms', backbone_dtype='bfloat16'))
+def test_trained_backbone_in_bf16_keeps_fp32_weights_and_fp32_outputs(registry):
+    backbone = registry.build(dict(type='InternViT', arch='internvit-tiny-rms', backbone_dtype='bfloat16',
+                                   out_indices=[0, 2]))
+    backbone.init_weights()
+    backbone.train()
+    reference = InternViT('internvit-tiny-rms', out_indices=[0, 2])
+    reference.load_state_dict(backbone.vit.state_dict())
+    images = torch.randn(2, 3, 56, 56)
+    outs = backbone(images)
+    assert backbone.vit.pos_embed.dtype == torch.float32 and all(o.dtype == torch.float32 for o in outs)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        expected = reference(images)
+    for out, want in zip(outs, expected):  # computed in bf16: close to, not equal to, the fp32 result
+        torch.testing.assert_close(out, want.float())
+    outs[-1].sum().backward()
+    assert backbone.vit.blocks[0].attn.qkv.weight.grad.dtype == torch.float32
+
+
+def test_bad_backbone_arguments(registry):
+    with pytest.raises(ValueError, match="backbone_dtype='int8'"):
+        registry.build(dict(type='InternViT', arch='internvit-tiny-rms', backbone_dtype='int8'))
     with pytest.raises(ValueError, match='with_fpn=True needs 4 out_indices'):
         registry.build(dict(type='InternViT', arch='internvit-tiny-rms', with_fpn=True, out_indices=[2]))

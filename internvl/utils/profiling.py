@@ -65,8 +65,9 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def training_step_memory(model: torch.nn.Module, images: torch.Tensor) -> dict[str, int]:
-    """Bytes of one forward + backward beyond what was held before the forward.
+def training_step_memory(model: torch.nn.Module, run_step: Callable[[], None],
+                         *inputs: torch.Tensor) -> dict[str, int]:
+    """Bytes of one training step (``run_step``: forward + backward) beyond what was held before it.
 
     Returns ``peak_minus_before`` (the step's peak of all tracked memory, gradients included, less the
     parameters and inputs held before) and ``activations`` (the activation part at that peak), from
@@ -75,13 +76,12 @@ def training_step_memory(model: torch.nn.Module, images: torch.Tensor) -> dict[s
     from torch.distributed._tools.mem_tracker import MemTracker, _MemRefType
     model.zero_grad(set_to_none=True)
     tracker = MemTracker()
-    tracker.track_external(model, images)
+    tracker.track_external(model, *inputs)
     with tracker:
         before = tracker.get_tracker_snapshot('current')
-        outputs = model(images)
-        sum(o.float().square().mean() for o in outputs).backward()
+        run_step()
     peak = tracker.get_tracker_snapshot('peak')
-    device = images.device
     model.zero_grad(set_to_none=True)
+    device = next(model.parameters()).device
     return {'peak_minus_before': peak[device]['Total'] - before.get(device, {}).get('Total', 0),
             'activations': peak[device][_MemRefType.ACT]}

@@ -7,9 +7,12 @@ machine as it is. For the arch (default InternViT-6B-448px, 45 blocks, 5.5B para
    same weights (relative error);
 2. bf16 inference: images/s of ours against transformers (SDPA), interleaved, medians;
 3. bf16 training step (forward + backward, no optimizer): time, peak memory, model FLOPs
-   utilisation against the measured bf16 matmul peak, with and without ``with_cp``.
+   utilisation against the measured bf16 matmul peak, with and without ``with_cp``;
+4. (``--slide``, alone) slide inference of InternViT-6B-224px + simple FPN over the windows of a
+   504x2016 image (crop 504, stride 322): the crops one by one, as mmseg runs them, against all at once,
+   as ``BatchedSlideEncoderDecoder`` runs them (the heads need mmseg, which the GPU machine lacks).
 
-    python tools/analysis/benchmark_gpu.py [--arch internvit-6b-448px --img 448]
+    python tools/analysis/benchmark_gpu.py [--arch internvit-6b-448px --img 448] [--slide]
 """
 import argparse
 import gc
@@ -64,6 +67,24 @@ def training_step(model: InternViT, images: torch.Tensor, device: str) -> tuple[
     return median(times), peak
 
 
+def slide_crops(device: str) -> None:
+    from internvl.models import SimpleFPN
+    with torch.device(device):
+        vit = InternViT('internvit-6b-224px', out_indices=[11, 23, 35, 47]).eval().to(torch.bfloat16)
+        fpn = SimpleFPN(vit.embed_dims).eval().to(torch.bfloat16)
+    image = torch.randn(1, 3, 504, 2016, device=device, dtype=torch.bfloat16)
+    xs = sorted({min(x, 2016 - 504) for x in range(0, 2016 - 504 + 322, 322)})
+    crops = [image[..., x:x + 504] for x in xs]
+    batched = torch.cat(crops)
+    times = interleaved_times({'one by one': lambda: [fpn(vit(c)) for c in crops],
+                               'batched': lambda: fpn(vit(batched))}, 5, 1, device)
+    print(f'[4] slide inference of InternViT-6B-224px + simple FPN (bf16) over the {len(crops)} windows of a '
+          f'504x2016 image (crop 504, stride 322)')
+    for name, t in times.items():
+        print(f'  {name:10}: {1 / median(t):6.2f} images/s')
+    print(f'  speed-up: {median(times["one by one"]) / median(times["batched"]):.2f}x')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--arch', default='internvit-6b-448px', choices=sorted(ARCH_PRESETS))
@@ -71,8 +92,11 @@ def main() -> None:
     parser.add_argument('--batch', type=int, default=8, help='inference batch')
     parser.add_argument('--train-batch', type=int, default=2)
     parser.add_argument('--device', default='cuda')
+    parser.add_argument('--slide', action='store_true', help='run section 4 only')
     args = parser.parse_args()
     device = args.device
+    if args.slide:
+        return slide_crops(device)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)

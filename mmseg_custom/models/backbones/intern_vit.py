@@ -1,14 +1,19 @@
 """``InternViT`` in mmseg's registry: the core model behind the mmseg backbone contract.
 
 Contract: images [B, 3, H, W] (H, W multiples of the patch size) -> a tuple with, for each entry of
-``out_indices``, the output of that block as a float32 map [B, C, H/p, W/p] (``with_fpn``: the four
-maps re-scaled by the simple FPN to strides p/4, p/2, p, 2p). ``pretrained`` (any format
+``out_indices``, the output of that block as a map [B, C, H/p, W/p] (``with_fpn``: the four
+maps re-scaled by the simple FPN to strides p/4, p/2, p, 2p), float32 unless the whole model runs
+in bf16 (DeepSpeed bf16). ``pretrained`` (any format
 ``internvl.checkpoint`` reads) is loaded by ``init_weights()``, which mmengine's runner calls.
 
 ``frozen``: the ViT stays in eval mode (re-applied by ``train()``), requires no gradient and so is
-left out of the optimizer; the FPN stays trainable. ``backbone_dtype='bfloat16'`` then keeps the
-frozen ViT in bf16 while the FPN and heads run in fp32, as the published recipes did; the cast is
-applied after the weights are loaded (``init_weights`` or any ``load_state_dict``), never at build.
+left out of the optimizer; the FPN stays trainable.
+
+``backbone_dtype='bfloat16'``: the ViT computes in bf16 while the FPN and heads run in fp32, as the
+published recipes did. A frozen ViT is stored in bf16 (the cast is applied after the weights are
+loaded, by ``init_weights`` or any ``load_state_dict``, never at build); a trained one keeps fp32
+weights and runs under autocast. When a strategy casts the whole model (DeepSpeed bf16), the
+features keep the model's dtype instead.
 """
 from typing import Optional, Sequence, Union
 
@@ -34,9 +39,6 @@ class InternViTBackbone(BaseModule):
             raise ValueError('InternViT: give either pretrained=PATH or init_cfg, not both')
         if backbone_dtype not in DTYPES:
             raise ValueError(f'InternViT: backbone_dtype={backbone_dtype!r}; expected one of {list(DTYPES)}')
-        if backbone_dtype != 'float32' and not frozen:
-            raise ValueError(f'InternViT: backbone_dtype={backbone_dtype!r} needs frozen=True (a trained '
-                             f'backbone keeps fp32 weights; use mixed precision for its compute)')
         if with_fpn and len(out_indices) != 4:
             raise ValueError(f'InternViT: with_fpn=True needs 4 out_indices, got {list(out_indices)}')
         super().__init__(init_cfg)
@@ -69,11 +71,13 @@ class InternViTBackbone(BaseModule):
         return self
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        dtype = self.vit.pos_embed.dtype
-        if self.frozen:
-            with torch.no_grad():
-                features = self.vit(inputs.to(dtype))
-        else:
-            features = self.vit(inputs.to(dtype))
-        features = tuple(f.float() for f in features)
+        weight_dtype = self.vit.pos_embed.dtype
+        mixed = self.backbone_dtype != torch.float32
+        autocast = torch.autocast(inputs.device.type, dtype=self.backbone_dtype,
+                                  enabled=mixed and weight_dtype == torch.float32)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen), autocast:
+            features = self.vit(inputs.to(weight_dtype))
+        # fp32 heads behind a bf16 backbone; otherwise the model's own dtype (bf16 under DeepSpeed bf16)
+        out_dtype = torch.float32 if mixed else weight_dtype
+        features = tuple(f.to(out_dtype) for f in features)
         return self.fpn(features) if self.fpn is not None else features

@@ -1,0 +1,23 @@
+"""A test hook: after each training iteration, the loss averaged over all processes is appended to
+``work_dir/<path>`` by rank 0, as "<iteration> <loss>"."""
+import os
+
+import torch
+import torch.distributed as dist
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module()
+class LossRecorderHook(Hook):
+    def __init__(self, path: str = 'losses.txt') -> None:
+        self.path = path
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        loss = torch.as_tensor(outputs['loss'], dtype=torch.float64).detach().clone()
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(loss)
+            loss /= dist.get_world_size()
+        if runner.rank == 0:
+            with open(os.path.join(runner.work_dir, self.path), 'a') as f:
+                f.write(f'{runner.iter + 1} {loss.item():.10f}\n')

@@ -1,0 +1,159 @@
+"""DeepSpeed through mmengine's FlexibleRunner on the CPU: ZeRO-2 across 2 processes follows the plain
+Runner, resume continues exactly, ZeRO-3 bf16 trains, a released checkpoint evaluates like the run;
+the memory planner agrees with DeepSpeed's own estimators."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / 'tests' / 'configs' / 'tiny_deterministic_ds-zero2.py'
+LOSS_RTOL = 1e-4  # fp32 ZeRO-2 (2 processes) against the plain single-process Runner
+
+
+def env() -> dict:
+    paths = [str(REPO / 'tests'), str(REPO), os.environ.get('PYTHONPATH', '')]
+    return {**os.environ, 'PYTHONPATH': os.pathsep.join(paths), 'PYTHON': sys.executable}
+
+
+def train(work_dir: Path, data: Path, *options: str, processes: int = 1, resume: bool = False):
+    opts = ['--cfg-options', f'train_dataloader.dataset.data_root={data}', f'val_dataloader.dataset.data_root={data}',
+            f'test_dataloader.dataset.data_root={data}', *options]
+    extra = ['--work-dir', str(work_dir), *(['--resume'] if resume else []), *opts]
+    if processes == 1:
+        cmd = [sys.executable, str(REPO / 'tools' / 'train.py'), str(CONFIG), *extra]
+    else:
+        cmd = ['bash', str(REPO / 'tools' / 'dist_train.sh'), str(CONFIG), str(processes), *extra]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**env(), 'PORT': '29561'}, cwd=REPO,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def losses(work_dir: Path) -> dict[int, float]:
+    rows = (line.split() for line in (work_dir / 'losses.txt').read_text().splitlines())
+    return {int(i): float(v) for i, v in rows}
+
+
+def last_val_miou(work_dir: Path) -> float:
+    scalars = sorted(work_dir.glob('*/vis_data/scalars.json'))[-1]
+    return [json.loads(line)['mIoU'] for line in scalars.read_text().splitlines() if 'mIoU' in line][-1]
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    from mmseg_custom.datasets import write_synthetic_ade
+    return write_synthetic_ade(tmp_path_factory.mktemp('ds') / 'data', num_train=24, num_val=4, size=112)
+
+
+@pytest.fixture(scope='module')
+def initial_weights(tmp_path_factory):
+    """One set of initial weights for every run: the Runner and the FlexibleRunner draw random numbers
+    in different orders before they build the model."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(CONFIG)).model)
+    model.init_weights()
+    path = tmp_path_factory.mktemp('init') / 'init.pth'
+    torch.save({'state_dict': model.state_dict()}, path)
+    return ('model.init_cfg.type=Pretrained', f'model.init_cfg.checkpoint={path}')
+
+
+@pytest.fixture(scope='module')
+def plain_run(data, initial_weights, tmp_path_factory):
+    work = tmp_path_factory.mktemp('plain')
+    train(work, data, *initial_weights, 'runner_type=Runner', 'strategy=None', 'optim_wrapper.type=OptimWrapper')
+    return work
+
+
+@pytest.fixture(scope='module')
+def zero2_two_processes(data, initial_weights, tmp_path_factory):
+    work = tmp_path_factory.mktemp('zero2x2')
+    # 2 processes x 2 images = the plain run's batch of 4 (the sampler deals the same images out)
+    train(work, data, *initial_weights, 'train_dataloader.batch_size=2', processes=2)
+    return work
+
+
+@pytest.mark.slow
+def test_zero2_two_processes_follow_the_plain_runner(plain_run, zero2_two_processes):
+    plain, zero2 = losses(plain_run), losses(zero2_two_processes)
+    assert sorted(plain) == sorted(zero2) == list(range(1, 7))
+    for i in plain:
+        assert zero2[i] == pytest.approx(plain[i], rel=LOSS_RTOL), (i, plain, zero2)
+    assert plain[6] < plain[1]  # it learns
+
+
+@pytest.mark.slow
+def test_resume_continues_at_the_right_iteration(data, initial_weights, tmp_path):
+    uninterrupted = tmp_path / 'full'
+    train(uninterrupted, data, *initial_weights)
+    resumed = tmp_path / 'resumed'
+    train(resumed, data, *initial_weights, 'train_cfg.max_iters=3')
+    result = train(resumed, data, *initial_weights, resume=True)
+    assert re.search(r'resumed? .*iter[_ ]?3|Advance dataloader 3 steps', result.stdout + result.stderr)
+    first, full = losses(resumed), losses(uninterrupted)
+    assert sorted(first) == list(range(1, 7))  # 1-3 before the stop, 4-6 after the resume
+    for i in range(1, 7):
+        assert first[i] == pytest.approx(full[i], rel=1e-6), (i, first, full)
+
+
+@pytest.mark.slow
+def test_zero3_bf16_trains(data, tmp_path):
+    train(tmp_path, data, 'strategy.zero_optimization.stage=3', 'strategy.bf16.enabled=True',
+          'strategy.inputs_to_half=[inputs]', 'strategy.config.data_types.buffer_dtype=bf16',
+          'train_cfg.max_iters=10', 'train_cfg.val_interval=10')
+    recorded = losses(tmp_path)
+    assert len(recorded) == 10 and all(torch.isfinite(torch.tensor(v)) for v in recorded.values())
+    assert recorded[10] < recorded[1]
+    assert (tmp_path / 'iter_9.pth').is_dir()
+
+
+@pytest.mark.slow
+def test_released_checkpoint_evaluates_like_the_run(zero2_two_processes, data, tmp_path):
+    src = zero2_two_processes / 'iter_6.pth'
+    assert src.is_dir()
+    dst = tmp_path / 'released.pth'
+    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'convert_checkpoint.py'), str(src), str(dst)],
+                            capture_output=True, text=True, env=env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = torch.load(dst, map_location='cpu', weights_only=False)
+    assert ckpt['meta']['iter'] == 6 and all(v.dtype != torch.bfloat16 for v in ckpt['state_dict'].values())
+    test = subprocess.run([sys.executable, str(REPO / 'tools' / 'test.py'), str(CONFIG), str(dst),
+                           '--work-dir', str(tmp_path / 'test'), '--cfg-options', 'runner_type=Runner',
+                           'strategy=None', f'test_dataloader.dataset.data_root={data}'],
+                          capture_output=True, text=True, env=env(), cwd=REPO, timeout=600)
+    assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
+    miou = float(re.search(r'metrics: .*mIoU: ([\d.]+)', test.stdout).group(1))
+    assert miou == pytest.approx(last_val_miou(zero2_two_processes), abs=0.01)
+
+
+def test_planner_agrees_with_deepspeed_estimators_for_the_6b_model():
+    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+    from internvl import build_on_meta
+    from mmengine_custom.memory import model_state_bytes
+    model = build_on_meta('internvit-6b-224px')
+    total = sum(p.numel() for p in model.parameters())
+    largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
+    for gpus_per_node, nodes in ((8, 1), (8, 2), (1, 1)):
+        gpus = gpus_per_node * nodes
+        for offload in (False, True):
+            cpu, gpu = estimate_zero2_model_states_mem_needs(total, gpus_per_node, nodes, cpu_offload=offload)
+            ours = model_state_bytes(total, total, 2, gpus, offload, gpus_per_node)
+            assert ours.gpu_total == pytest.approx(gpu, abs=1)
+            if offload:
+                assert ours.cpu == pytest.approx(cpu, abs=1)
+            cpu3, gpu3, _ = estimate_zero3_model_states_mem_needs(total, largest, gpus_per_node, nodes,
+                                                                  cpu_offload=offload, cpu_offload_params=False)
+            ours3 = model_state_bytes(total, total, 3, gpus, offload, gpus_per_node, largest)
+            assert ours3.gpu_total == pytest.approx(gpu3, abs=1)
+            if offload:
+                assert ours3.cpu == pytest.approx(cpu3, abs=1)
