@@ -25,12 +25,13 @@ PUBLISHED = {  # (head, frozen, fraction) -> mIoU of InternViT-6B-224px
 FEW_SHOT = {1: (80000, 1500), 2: (40000, 800), 4: (20000, 400), 8: (10000, 200), 16: (5000, 100)}
 
 
-def parse_name(path: Path):
-    m = re.fullmatch(r'(linear|upernet)_(internvit-[\w-]+?)(-frozen)?_8xb2-(\d+)k_ade20k(?:-1of(\d+))?-504x504\.py',
-                     path.name)
+def parse_name(path: Path, with_strategy: bool = False):
+    m = re.fullmatch(r'(linear|upernet)_(internvit-[\w-]+?)(-frozen)?_8xb2-(\d+)k_ade20k(?:-1of(\d+))?-504x504'
+                     r'(?:_ds-zero(\d)(-bf16)?(-offload)?)?\.py', path.name)
     assert m, f'{path.name} does not follow {{head}}_{{backbone}}_{{gpus}}xb{{batch}}-{{schedule}}_{{dataset}}-{{crop}}'
-    head, arch, frozen, kiters, fraction = m.groups()
-    return head, arch, bool(frozen), int(kiters) * 1000, int(fraction or 1)
+    head, arch, frozen, kiters, fraction, stage, bf16, offload = m.groups()
+    parsed = (head, arch, bool(frozen), int(kiters) * 1000, int(fraction or 1))
+    return parsed + ((int(stage) if stage else None, bool(bf16), bool(offload)),) if with_strategy else parsed
 
 
 def test_every_published_row_has_a_config():
@@ -47,12 +48,12 @@ def scope():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
 def test_recipe(path):
-    head, arch, frozen, iters, fraction = parse_name(path)
+    head, arch, frozen, iters, fraction, (stage, bf16, offload) = parse_name(path, with_strategy=True)
     width, billions, taps, probe_tap, last_tap = ARCHS[arch]
     cfg = Config.fromfile(str(path))
     header = path.read_text().split('_base_')[0]
     if arch == 'internvit-6b-224px':
-        assert f'mIoU {PUBLISHED[(head, frozen, fraction)]}' in header
+        assert f'mIoU {PUBLISHED[(head, frozen, fraction)]}' in header.replace('\n# ', ' ')
     else:
         assert 'no published number' in header
 
@@ -71,8 +72,23 @@ def test_recipe(path):
     assert bb.drop_path_rate == (0.0 if frozen else 0.4)
     if frozen:
         assert bb.backbone_dtype == 'bfloat16'
+    if not frozen and head == 'upernet':
+        assert bb.with_cp  # the 6B full-tuning recipes checkpoint activations
 
     optim = cfg.optim_wrapper
+    if stage is None:
+        assert not cfg.get('strategy')
+    else:  # DeepSpeed through the FlexibleRunner
+        strategy = cfg.strategy
+        assert cfg.runner_type == 'FlexibleRunner' and strategy.type == 'DeepSpeedStrategy'
+        assert optim.type == 'DeepSpeedOptimWrapper' and strategy.gradient_clipping == 1.0
+        assert strategy.zero_optimization.stage == stage and strategy.zero_optimization.reduce_bucket_size == 5e8
+        assert strategy.get('bf16', {}).get('enabled', False) == bf16
+        assert ('offload_optimizer' in strategy.zero_optimization) == offload
+        if bf16:  # the whole model in bf16, BatchNorm buffers included
+            assert strategy.config.data_types.buffer_dtype == 'bf16' and strategy.inputs_to_half == ['inputs']
+        else:  # fp32 heads behind a bf16 backbone
+            assert bb.backbone_dtype == 'bfloat16'
     assert optim.constructor == 'LayerDecayOptimWrapperConstructor'
     assert optim.optimizer.type == 'AdamW' and optim.optimizer.lr == 4e-5 and optim.optimizer.betas == (0.9, 0.999)
     assert optim.optimizer.weight_decay == (0.0 if head == 'linear' and frozen else 0.05)

@@ -106,14 +106,43 @@ def test_resume_continues_at_the_right_iteration(data, initial_weights, tmp_path
 
 
 @pytest.mark.slow
-def test_zero3_bf16_trains(data, tmp_path):
-    train(tmp_path, data, 'strategy.zero_optimization.stage=3', 'strategy.bf16.enabled=True',
+def test_zero3_bf16_trains_with_layer_decay_groups_and_pretrained_backbone(data, tmp_path):
+    """ZeRO-3, all in bf16: it learns; the layer-decay groups reach DeepSpeed's optimizer intact; the
+    pretrained backbone is loaded by the model's own init; the checkpoint releases to fp32."""
+    from mmengine.config import Config
+    from internvl import InternViT
+    arch = dict(Config.fromfile(str(CONFIG)).model.backbone.arch)
+    arch.pop('_delete_', None)
+    vit = InternViT(arch)
+    torch.save({'module': vit.state_dict()}, tmp_path / 'vit.pth')
+    work = tmp_path / 'work'
+    train(work, data, 'strategy.zero_optimization.stage=3', 'strategy.bf16.enabled=True',
           'strategy.inputs_to_half=[inputs]', 'strategy.config.data_types.buffer_dtype=bf16',
+          'optim_wrapper.paramwise_cfg.layer_decay_rate=0.9', f'model.backbone.pretrained={tmp_path / "vit.pth"}',
           'train_cfg.max_iters=10', 'train_cfg.val_interval=10')
-    recorded = losses(tmp_path)
+    recorded = losses(work)
     assert len(recorded) == 10 and all(torch.isfinite(torch.tensor(v)) for v in recorded.values())
     assert recorded[10] < recorded[1]
-    assert (tmp_path / 'iter_9.pth').is_dir()
+
+    groups = json.loads((work / 'param_groups.json').read_text())
+    depth = arch['num_layers']
+    assert sorted({g['layer_id'] for g in groups}) == list(range(depth + 2))
+    top = max(g['lr'] for g in groups)
+    for g in groups:
+        assert g['lr'] == pytest.approx(top * 0.9 ** (depth + 1 - g['layer_id']))
+    assert {g['weight_decay'] for g in groups} == {0.0, 0.01}
+
+    released = tmp_path / 'released.pth'
+    first = work / 'iter_6.pth'
+    from mmengine_custom.deepspeed import convert_deepspeed_checkpoint
+    convert_deepspeed_checkpoint(first, released)
+    state = torch.load(released, map_location='cpu', weights_only=False)['state_dict']
+    assert set(state) >= {f'backbone.vit.{k}' for k in vit.state_dict()}
+    # after 6 small warm-up steps the backbone is still close to the pretrained weights, far from a fresh init
+    fresh = InternViT(arch).state_dict()
+    key = 'blocks.2.mlp.fc1.weight'
+    assert (state[f'backbone.vit.{key}'] - vit.state_dict()[key]).abs().max() < 0.01
+    assert (fresh[key] - vit.state_dict()[key]).abs().max() > 0.05
 
 
 @pytest.mark.slow
