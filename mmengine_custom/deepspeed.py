@@ -24,8 +24,14 @@ def convert_deepspeed_checkpoint(src: str | os.PathLike, dst: str | os.PathLike)
     if not is_deepspeed_checkpoint(src):
         raise FileNotFoundError(f'{src} is not a DeepSpeed checkpoint directory (no *model_states.pt in it)')
     state_dict = get_fp32_state_dict_from_zero_checkpoint(str(src.parent), tag=src.name)
-    states = sorted(src.glob('*model_states.pt'))[0]
-    meta = torch.load(states, map_location='cpu', weights_only=False).get('meta', {})
+    states = torch.load(sorted(src.glob('*model_states.pt'))[0], map_location='cpu', weights_only=False)
+    # zero_to_fp32 rebuilds what the optimizer holds; parameters it never saw (a frozen backbone) are
+    # in the model states' own state dict (ZeRO-1/2 keep the whole module there).
+    for key, value in (states.get('module') or {}).items():
+        if key not in state_dict and value.numel() > 0:
+            state_dict[key] = value
+    state_dict = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+    meta = states.get('meta', {})
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f'.{dst.name}.', suffix='.tmp')

@@ -186,3 +186,19 @@ def test_planner_agrees_with_deepspeed_estimators_for_the_6b_model():
             assert ours3.gpu_total == pytest.approx(gpu3, abs=1)
             if offload:
                 assert ours3.cpu == pytest.approx(cpu3, abs=1)
+
+
+@pytest.mark.slow
+def test_head_tuning_keeps_a_frozen_bf16_backbone_beside_fp32_heads(data, tmp_path):
+    """The head-tuning recipe's precision under ZeRO-1: DeepSpeed optimizes the fp32 FPN and heads only."""
+    train(tmp_path, data, 'strategy.zero_optimization.stage=1', 'model.backbone.frozen=True',
+          'model.backbone.backbone_dtype=bfloat16', 'train_cfg.max_iters=4', 'train_cfg.val_interval=4')
+    groups = json.loads((tmp_path / 'param_groups.json').read_text())
+    assert {g['layer_id'] for g in groups} == {5}  # depth 4 + 1: FPN and heads only, no ViT block
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses(tmp_path).values())
+    released = tmp_path / 'released.pth'
+    from mmengine_custom.deepspeed import convert_deepspeed_checkpoint
+    convert_deepspeed_checkpoint(tmp_path / 'iter_4.pth', released)
+    state = torch.load(released, map_location='cpu', weights_only=False)['state_dict']
+    for key in ('backbone.vit.blocks.0.attn.qkv.weight', 'decode_head.conv_seg.weight'):
+        assert state[key].dtype == torch.float32  # the frozen bf16 backbone too, which the optimizer never held
