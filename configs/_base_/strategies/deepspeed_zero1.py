@@ -1,5 +1,6 @@
-# DeepSpeed ZeRO stage 1 through mmengine's FlexibleRunner, with the reference's settings (reduce
-# bucket 5e8, overlap_comm, gradient clipping 1.0). The optimizer with its layer-decay groups comes
+# DeepSpeed ZeRO stage 1 (optimizer states sharded) through mmengine's FlexibleRunner, with the
+# reference's settings (reduce bucket 5e8, overlap_comm, gradient clipping 1.0). The optimizer with its
+# layer-decay groups comes
 # from optim_wrapper (type DeepSpeedOptimWrapper) and reaches DeepSpeed as the client optimizer.
 # Precision: fp32 optimizer; a leaf adds bf16 (see the *_ds-zero*-bf16 recipes) or keeps fp32 heads
 # behind a bf16 backbone (backbone_dtype='bfloat16').

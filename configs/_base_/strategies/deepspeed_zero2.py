@@ -1,17 +1,3 @@
-# DeepSpeed ZeRO stage 2 through mmengine's FlexibleRunner, with the reference's settings (reduce
-# bucket 5e8, overlap_comm, gradient clipping 1.0). The optimizer with its layer-decay groups comes
-# from optim_wrapper (type DeepSpeedOptimWrapper) and reaches DeepSpeed as the client optimizer.
-# Precision: fp32 optimizer; a leaf adds bf16 (see the *_ds-zero*-bf16 recipes) or keeps fp32 heads
-# behind a bf16 backbone (backbone_dtype='bfloat16').
-runner_type = 'FlexibleRunner'
-strategy = dict(
-    type='DeepSpeedStrategy',
-    gradient_clipping=1.0,
-    zero_optimization=dict(
-        stage=2,
-        allgather_partitions=True,
-        allgather_bucket_size=5e8,
-        reduce_scatter=True,
-        reduce_bucket_size=5e8,
-        overlap_comm=True,
-        contiguous_gradients=True))
+# deepspeed_zero1.py with ZeRO stage 2: the gradients sharded too.
+_base_ = ['./deepspeed_zero1.py']
+strategy = dict(zero_optimization=dict(stage=2))
