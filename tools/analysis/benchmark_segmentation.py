@@ -71,9 +71,7 @@ def train_benchmark(cfg: Config, repeats: int) -> None:
                 data_samples=samples)
     steps = {}
     for name, model_cfg in (('mmseg ViT + UperNet', mmseg_vit_equivalent(cfg)), ('ours', cfg.model)):
-        model = MODELS.build(model_cfg)
-        model.init_weights()
-        model.train()
+        model = MODELS.build(model_cfg).train()  # random weights: the speed does not depend on them
         optim = build_optim_wrapper(model, dict(type='OptimWrapper', optimizer=cfg.optim_wrapper.optimizer))
         steps[name] = lambda model=model, optim=optim: model.train_step(data, optim)
     times = interleaved_times(steps, repeats, inference=False)
