@@ -33,9 +33,11 @@ def test_train_then_test_learns(tmp_path):
     assert checkpoint.is_file()
 
     result = run('tools/test.py', str(CONFIG), str(checkpoint), '--work-dir', str(work / 'test'),
-                 '--cfg-options', *roots)
+                 '--show-dir', str(tmp_path / 'show'), '--out', str(tmp_path / 'pred'), '--cfg-options', *roots)
     miou = float(re.search(r'metrics: .*mIoU: ([\d.]+)', result.stdout).group(1))
     assert miou > MIN_MIOU, result.stdout[-2000:]
+    assert len(list((tmp_path / 'show').rglob('*.png'))) == 20  # painted predictions beside the ground truth
+    assert len(list((tmp_path / 'pred').glob('ADE_val_*.png'))) == 20  # predicted label maps
 
     overlay = tmp_path / 'overlay.png'
     image = data / 'images' / 'validation' / 'ADE_val_00000001.jpg'
