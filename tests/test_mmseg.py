@@ -158,6 +158,10 @@ def test_trained_backbone_in_bf16_keeps_fp32_weights_and_fp32_outputs(registry):
         torch.testing.assert_close(out, want.float())
     outs[-1].sum().backward()
     assert backbone.vit.blocks[0].attn.qkv.weight.grad.dtype == torch.float32
+    backbone.eval()  # validation: bf16 activations meet fp32 weights on the in-place paths too
+    with torch.no_grad():
+        for out, want in zip(backbone(images), expected):
+            torch.testing.assert_close(out, want.float())
 
 
 def test_bad_backbone_arguments(registry):

@@ -59,7 +59,7 @@ class RMSNorm(nn.Module):
         normed = (xf * inv_rms).to(x.dtype)
         if _recorded(normed, self.weight):
             return normed * self.weight
-        return normed.mul_(self.weight)
+        return normed.mul_(self.weight.to(normed.dtype))  # bf16 activations under autocast, fp32 weight
 
     def extra_repr(self) -> str:
         return f'{self.weight.shape[0]}, eps={self.eps}'
