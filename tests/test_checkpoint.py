@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from internvl import CheckpointError, InternViT, convert_checkpoint, load_pretrained, read_checkpoint_arch
 from internvl.models import ARCH_PRESETS

@@ -74,10 +74,10 @@ def main() -> None:
         meta_model = Segmenter(args.arch, args.taps).eval()
     flops_per_image = count_flops(lambda: meta_model(torch.empty(1, 3, args.crop, args.crop, device='meta')))
     params = sum(p.numel() for p in meta_model.parameters())
-    del meta_model
+    meta_model = None  # free it (the lambda above holds the name, not the model)
     a = torch.randn(8192, 8192, device='cuda', dtype=torch.bfloat16)
     peak = 2 * 8192 ** 3 / median(interleaved_times({'mm': lambda: a @ a}, 10, 3, 'cuda')['mm']) / 1e12
-    del a
+    a = None
     print(f'{torch.cuda.get_device_name()}, torch {torch.__version__}, deepspeed {deepspeed.__version__}')
     print(f'{args.arch} + simple FPN + heads: {params / 1e9:.3f}B parameters, {flops_per_image / 1e12:.2f} TFLOP '
           f'per {args.crop}px image forward; bf16 matmul peak measured {peak:.0f} TFLOP/s')

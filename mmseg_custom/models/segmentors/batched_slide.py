@@ -7,7 +7,6 @@ at a time (default 8), and each crop's logits are added in place into its window
 by the number of windows covering each pixel, exactly as mmseg does, so the result is the same.
 """
 import torch
-import torch.nn.functional as F
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from torch import Tensor
