@@ -16,7 +16,8 @@ def test_layout_and_labels(data_root):
     for split, stem, count in (('training', 'train', 20), ('validation', 'val', 4)):
         images = sorted((data_root / 'images' / split).glob('*.jpg'))
         labels = sorted((data_root / 'annotations' / split).glob('*.png'))
-        assert [p.stem for p in images] == [p.stem for p in labels] == [f'ADE_{stem}_{i:08d}' for i in range(1, count + 1)]
+        expected = [f'ADE_{stem}_{i:08d}' for i in range(1, count + 1)]
+        assert [p.stem for p in images] == [p.stem for p in labels] == expected
     label = np.asarray(Image.open(labels[0]))
     assert label.dtype == np.uint8 and label.shape == (56, 56)
     assert set(np.unique(label)) <= set(range(151)) and 0 in label and 1 in label

@@ -67,7 +67,8 @@ def test_three_block_model():
     assert lrs == pytest.approx([0.9 ** 4, 0.9 ** 3, 0.9 ** 2, 0.9, 1.0])
     where = {id(p): g for g in optim.param_groups for p in g['params']}
     params = dict(model.named_parameters())
-    for no_decay in ('backbone.vit.pos_embed', 'backbone.vit.blocks.0.ls1.gamma', 'backbone.vit.blocks.0.attn.q_norm.weight',
+    for no_decay in ('backbone.vit.pos_embed', 'backbone.vit.blocks.0.ls1.gamma',
+                     'backbone.vit.blocks.0.attn.q_norm.weight',
                      'backbone.vit.blocks.0.mlp.fc1.bias'):
         assert where[id(params[no_decay])]['weight_decay'] == 0.0
     assert where[id(params['backbone.vit.blocks.0.attn.qkv.weight'])]['weight_decay'] == WD

@@ -134,7 +134,8 @@ def test_frozen_bf16_backbone_stays_bit_identical_while_heads_train(registry, tm
     for key, value in vit.state_dict().items():
         assert trained[key].dtype == torch.bfloat16
         assert torch.equal(trained[key], value.to(torch.bfloat16)), key
-    changed = [k for k, v in model.state_dict().items() if k in snapshot.heads and not torch.equal(v, snapshot.heads[k])]
+    changed = [k for k, v in model.state_dict().items()
+               if k in snapshot.heads and not torch.equal(v, snapshot.heads[k])]
     assert any(k.startswith('decode_head.') and k.endswith('weight') for k in changed)
     assert any(k.startswith('auxiliary_head.') for k in changed)
     with torch.no_grad():
