@@ -24,7 +24,9 @@ def test_layout_and_labels(data_root):
 
 
 def test_mmseg_reads_it_as_ade20k(data_root):
+    from mmengine.registry import init_default_scope
     from mmseg.datasets import ADE20KDataset
+    init_default_scope('mmseg')  # mmseg's LoadAnnotations, not mmcv's
     dataset = ADE20KDataset(data_root=str(data_root), data_prefix=dict(img_path='images/validation',
                             seg_map_path='annotations/validation'),
                             pipeline=[dict(type='LoadImageFromFile'),
