@@ -35,6 +35,15 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(values)
 
 
+def print_rates(times: dict[str, list[float]], items_per_call: float, unit: str, baseline: str, candidate: str,
+                ratio_label: str = 'speed-up') -> None:
+    """One line per candidate (items per second, from the median time) and the candidate/baseline ratio."""
+    width = max(len(name) for name in times)
+    for name, seconds in times.items():
+        print(f'  {name:{width}}: {items_per_call / median(seconds):7.2f} {unit}')
+    print(f'  {ratio_label}: {median(times[baseline]) / median(times[candidate]):.3f}x')
+
+
 def matmul_peak_gflops(sizes: Iterable[int] = (1024, 2048, 3072, 4096),
                        repeats: int = 5) -> tuple[float, dict[str, dict[int, float]]]:
     """Best fp32 rate of the square products ``n x n @ n x n`` in GFLOP/s, each the median of

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from internvl import InternViT  # noqa: E402
 from internvl.checkpoint import convert_transformers  # noqa: E402
 from internvl.utils.profiling import (count_flops, interleaved_times, matmul_peak_gflops, median,  # noqa: E402
-                                      training_step_memory)
+                                      print_rates, training_step_memory)
 
 
 def build_pair(width: int, depth: int, heads: int, img: int) -> tuple[torch.nn.Module, InternViT]:
@@ -58,13 +58,12 @@ def main() -> None:
         err = (ours(images)[0].flatten(2).transpose(1, 2) - reference(images).last_hidden_state[:, 1:]).abs().max()
     times = interleaved_times({'transformers': lambda: reference(images), 'ours': lambda: ours(images)},
                               args.repeats)
-    t_ref, t_ours = median(times['transformers']), median(times['ours'])
+    t_ours = median(times['ours'])
     pair_ratios = [r / o for r, o in zip(times['transformers'], times['ours'])]
-    print('\n[1] forward throughput (interleaved, median of %d)' % args.repeats)
-    print(f'  transformers InternVLVisionModel (sdpa): {args.batch / t_ref:7.2f} images/s')
-    print(f'  ours InternViT                         : {args.batch / t_ours:7.2f} images/s')
-    print(f'  speed-up: {t_ref / t_ours:.3f}x (median of per-pair ratios {median(pair_ratios):.3f}x); '
-          f'max |difference| of outputs {err:.2e}')
+    print('\n[1] forward throughput (interleaved, median of %d); transformers = InternVLVisionModel (sdpa)'
+          % args.repeats)
+    print_rates(times, args.batch, 'images/s', baseline='transformers', candidate='ours')
+    print(f'  median of per-pair ratios {median(pair_ratios):.3f}x; max |difference| of outputs {err:.2e}')
 
     flops = count_flops(lambda: ours(images))
     reference_flops = count_flops(lambda: reference(images))

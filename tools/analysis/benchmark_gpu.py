@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from internvl import InternViT, count_parameters  # noqa: E402
 from internvl.checkpoint import convert_transformers  # noqa: E402
 from internvl.models import ARCH_PRESETS  # noqa: E402
-from internvl.utils.profiling import count_flops, interleaved_times, median  # noqa: E402
+from internvl.utils.profiling import count_flops, interleaved_times, median, print_rates  # noqa: E402
 
 
 def reference_for(arch: dict, device: str) -> torch.nn.Module:
@@ -80,9 +80,7 @@ def slide_crops(device: str) -> None:
                                'batched': lambda: fpn(vit(batched))}, 5, 1, device)
     print(f'[4] slide inference of InternViT-6B-224px + simple FPN (bf16) over the {len(crops)} windows of a '
           f'504x2016 image (crop 504, stride 322)')
-    for name, t in times.items():
-        print(f'  {name:10}: {1 / median(t):6.2f} images/s')
-    print(f'  speed-up: {median(times["one by one"]) / median(times["batched"]):.2f}x')
+    print_rates(times, 1, 'images/s', baseline='one by one', candidate='batched')
 
 
 def main() -> None:
@@ -126,10 +124,8 @@ def main() -> None:
     ours.out_indices = (depth - 1,)
     times = interleaved_times({'transformers': lambda: reference(images), 'ours': lambda: ours(images)}, 10, 2,
                               device)
-    t_ref, t_ours = median(times['transformers']), median(times['ours'])
     print(f'\n[2] bf16 inference, {args.img}px, batch {args.batch} (interleaved, median of 10)')
-    print(f'  transformers InternVLVisionModel (sdpa): {args.batch / t_ref:7.2f} images/s')
-    print(f'  ours InternViT                         : {args.batch / t_ours:7.2f} images/s  ({t_ref / t_ours:.3f}x)')
+    print_rates(times, args.batch, 'images/s', baseline='transformers', candidate='ours')
     reference = None  # free the reference model before the training-step figures
     gc.collect()
     torch.cuda.empty_cache()

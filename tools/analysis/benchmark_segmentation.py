@@ -17,7 +17,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 import mmseg_custom  # noqa: F401
-from internvl.utils.profiling import interleaved_times, median
+from internvl.utils.profiling import interleaved_times, print_rates
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmengine.structures import PixelData
@@ -41,9 +41,7 @@ def slide_benchmark(cfg: Config, repeats: int, batch: int) -> None:
         'mmseg EncoderDecoder': lambda: theirs.slide_inference(images, [dict(m) for m in metas]),
         'ours (batched crops)': lambda: ours.slide_inference(images, [dict(m) for m in metas])}, repeats)
     print(f'\n[1] slide inference, {batch} image(s) of 504x2016, {windows} windows of 504 each, tiny preset')
-    for name, t in times.items():
-        print(f'  {name:22}: {batch / median(t):6.2f} images/s')
-    print(f'  speed-up: {median(times["mmseg EncoderDecoder"]) / median(times["ours (batched crops)"]):.2f}x')
+    print_rates(times, batch, 'images/s', baseline='mmseg EncoderDecoder', candidate='ours (batched crops)')
 
 
 def mmseg_vit_equivalent(cfg: Config) -> ConfigDict:
@@ -77,9 +75,7 @@ def train_benchmark(cfg: Config, repeats: int) -> None:
     times = interleaved_times(steps, repeats, inference=False)
     print(f'\n[2] training iterations (forward, backward, AdamW step), batch {batch} of {h}x{w}, '
           f'width {cfg.model.backbone.arch.embed_dims}, depth {cfg.model.backbone.arch.num_layers}')
-    for name, t in times.items():
-        print(f'  {name:22}: {1 / median(t):6.2f} it/s')
-    print(f'  ours / mmseg: {median(times["mmseg ViT + UperNet"]) / median(times["ours"]):.2f}x')
+    print_rates(times, 1, 'it/s', baseline='mmseg ViT + UperNet', candidate='ours', ratio_label='ours / mmseg')
 
 
 def main() -> None:
