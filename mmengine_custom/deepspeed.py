@@ -5,10 +5,11 @@ DeepSpeed's own ``zero_to_fp32``, which the plain Runner and ``tools/test.py`` l
 import glob
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from internvl.checkpoint import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +32,7 @@ def convert_deepspeed_checkpoint(src: str | os.PathLike, dst: str | os.PathLike)
         if key not in state_dict and value.numel() > 0:
             state_dict[key] = value
     state_dict = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
-    meta = states.get('meta', {})
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f'.{dst.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save({'meta': meta, 'state_dict': state_dict}, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    checkpoint = {'meta': states.get('meta', {}), 'state_dict': state_dict}
+    write_atomic(dst, lambda tmp: torch.save(checkpoint, tmp))
     logger.info('wrote %s (%d tensors, fp32) from the DeepSpeed checkpoint %s', dst, len(state_dict), src)
     return len(state_dict)

@@ -1,7 +1,7 @@
 """Checkpoint reading, format detection and conversion for InternViT (see ``formats`` for the layouts)."""
 from .formats import (CanonicalCheckpoint, DetectedFormat, arch_from_config, convert_opengvlab,
                       convert_transformers, detect_format, infer_arch, to_canonical)
-from .io import CheckpointError, read_config, read_weights, save_safetensors_atomic
+from .io import CheckpointError, read_config, read_weights, save_safetensors_atomic, write_atomic
 from .loading import (build_from_pretrained, convert_checkpoint, load_pretrained, read_canonical,
                       read_checkpoint_arch)
 
@@ -10,5 +10,5 @@ __all__ = [
     'convert_checkpoint',
     'convert_opengvlab', 'convert_transformers', 'detect_format', 'infer_arch', 'load_pretrained',
     'read_canonical', 'read_checkpoint_arch', 'read_config', 'read_weights', 'save_safetensors_atomic',
-    'to_canonical',
+    'to_canonical', 'write_atomic',
 ]

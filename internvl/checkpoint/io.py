@@ -11,7 +11,7 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -119,17 +119,23 @@ def read_config(path: str | os.PathLike) -> Optional[dict]:
         raise CheckpointError(f'{config}: not valid JSON: {e}') from e
 
 
-def save_safetensors_atomic(state_dict: StateDict, dst: str | os.PathLike,
-                            metadata: dict[str, str]) -> None:
-    """Write ``state_dict`` to ``dst`` through a temporary file, so an existing file is never half-written."""
+def write_atomic(dst: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``dst``, then move it onto ``dst``: an existing
+    file is never half-written, and a failed write leaves no temporary file behind."""
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f'.{dst.name}.', suffix='.tmp')
     os.close(fd)
     try:
-        tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
-        save_file(tensors, tmp, metadata=metadata)
+        write(tmp)
         os.replace(tmp, dst)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def save_safetensors_atomic(state_dict: StateDict, dst: str | os.PathLike,
+                            metadata: dict[str, str]) -> None:
+    """Write ``state_dict`` to ``dst`` as safetensors, atomically (``write_atomic``)."""
+    tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
+    write_atomic(dst, lambda tmp: save_file(tensors, tmp, metadata=metadata))
