@@ -19,6 +19,7 @@ from torch import nn
 
 from internvl import InternViT
 from internvl.models import SimpleFPN
+from internvl.models.layer_decay import layer_decay_param_groups
 from internvl.utils.profiling import count_flops, interleaved_times, median
 
 
@@ -34,24 +35,6 @@ class Segmenter(nn.Module):
         size = levels[0].shape[-2:]
         return sum(F.interpolate(head(x), size=size, mode='bilinear', align_corners=False)
                    for head, x in zip(self.heads, levels))
-
-
-def layer_decay_groups(model: Segmenter, lr: float, decay: float, weight_decay: float) -> list[dict]:
-    """The constructor's rule (mmengine_custom.optim.layer_decay) without OpenMMLab: decay^(L+1-id)."""
-    depth = model.vit.num_layers
-    groups: dict[tuple[int, bool], dict] = {}
-    for name, param in model.named_parameters():
-        if name.startswith('vit.blocks.'):
-            lid = int(name.split('.')[2]) + 1
-        elif name.startswith(('vit.cls_token', 'vit.pos_embed', 'vit.patch_embed')):
-            lid = 0
-        else:
-            lid = depth + 1
-        no_decay = param.ndim == 1 or name in ('vit.cls_token', 'vit.pos_embed')
-        group = groups.setdefault((lid, no_decay), dict(params=[], lr=lr * decay ** (depth + 1 - lid),
-                                                        weight_decay=0.0 if no_decay else weight_decay))
-        group['params'].append(param)
-    return [groups[k] for k in sorted(groups)]
 
 
 def main() -> None:
@@ -84,7 +67,7 @@ def main() -> None:
 
     with torch.device('cuda'):
         model = Segmenter(args.arch, args.taps)
-    optimizer = torch.optim.AdamW(layer_decay_groups(model, 4e-5, 0.95, 0.05), betas=(0.9, 0.999))
+    optimizer = torch.optim.AdamW(layer_decay_param_groups(model, 4e-5, 0.05, 0.95), betas=(0.9, 0.999))
     zero = dict(stage=args.stage, reduce_bucket_size=5e8, allgather_bucket_size=5e8, overlap_comm=True,
                 contiguous_gradients=True)
     if args.offload:
