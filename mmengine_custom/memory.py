@@ -106,8 +106,8 @@ def measure_activations(build_model, model_cfg: dict, size: int, num_classes: in
             loss, _ = model.parse_losses(model(inputs, samples, mode='loss'))
             measured[depth] = (tracker.get_tracker_snapshot('current')[inputs.device]['Total'] - before) / 2
             loss.backward()
-        width = model.backbone.vit.embed_dims
-        tokens = 1 + (size // model.backbone.vit.patch_size) ** 2
+    vit = model.backbone.vit
+    tokens = 1 + (size // vit.patch_size) ** 2
     per_block = max(measured[2] - measured[1], 0)
-    return ActivationProfile(per_block=per_block, rest=measured[1] - per_block, block_input=4 * tokens * width,
+    return ActivationProfile(per_block=per_block, rest=measured[1] - per_block, block_input=4 * tokens * vit.embed_dims,
                              pixels=size * size)

@@ -8,6 +8,8 @@ from typing import Optional
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from internvl.utils.dist import single_process_env
+
 
 class DataRootError(FileNotFoundError):
     """A dataset folder that is not there; the message says where it was expected and how to point at it."""
@@ -75,17 +77,6 @@ def check_data_roots(cfg: Config, loaders: tuple[str, ...]) -> None:
                                     f'few-shot lists are made by tools/make_fewshot_split.py')
 
 
-def _single_process_env() -> None:
-    """DeepSpeed always starts a process group; without a launcher it would try MPI discovery."""
-    import socket
-    if 'MASTER_PORT' not in os.environ:
-        with socket.socket() as s:
-            s.bind(('127.0.0.1', 0))
-            os.environ['MASTER_PORT'] = str(s.getsockname()[1])
-    for key, value in (('RANK', '0'), ('LOCAL_RANK', '0'), ('WORLD_SIZE', '1'), ('MASTER_ADDR', '127.0.0.1')):
-        os.environ.setdefault(key, value)
-
-
 def build_runner(cfg: Config) -> Runner:
     """mmengine's FlexibleRunner when the config sets a ``strategy`` (DeepSpeed, FSDP), else the Runner."""
     if not cfg.get('strategy'):
@@ -94,6 +85,6 @@ def build_runner(cfg: Config) -> Runner:
     strategy_type = cfg.strategy['type']
     strategy_name = strategy_type if isinstance(strategy_type, str) else strategy_type.__name__
     if strategy_name == 'DeepSpeedStrategy' and cfg.launcher == 'none':
-        _single_process_env()
+        single_process_env()
         cfg.launcher = 'pytorch'
     return FlexibleRunner.from_cfg(cfg)

@@ -7,13 +7,7 @@ import tempfile
 import torch
 from torch import nn
 
-
-def _single_process_env() -> None:
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    os.environ.update(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+from internvl.utils.dist import single_process_env
 
 
 def checkpoint() -> None:
@@ -43,7 +37,7 @@ def deepspeed() -> None:
 def init_dist() -> None:
     """mmengine's init_dist('pytorch') on a machine without a GPU."""
     from mmengine.dist import get_world_size, init_dist
-    _single_process_env()
+    single_process_env()
     init_dist('pytorch')
     assert get_world_size() == 1 and torch.distributed.get_backend() == 'gloo'
 
@@ -52,7 +46,7 @@ def ddp() -> None:
     """The DDP wrapper exactly as mmengine's Runner builds it, around a CPU model, trains a step."""
     from mmengine.model import BaseModel, MMDistributedDataParallel
     from mmengine.optim import OptimWrapper
-    _single_process_env()
+    single_process_env()
     torch.distributed.init_process_group('gloo')
 
     class Tiny(BaseModel):
@@ -89,7 +83,7 @@ def fsdp() -> None:
     from mmengine._strategy import FSDPStrategy
     from mmengine.optim import OptimWrapper
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    _single_process_env()
+    single_process_env()
     torch.distributed.init_process_group('gloo')
     module = FSDP(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), device_id=torch.device('cpu'),
                   use_orig_params=True)

@@ -62,6 +62,13 @@ def test_missing_data_root_is_a_clear_error(tmp_path):
     assert 'Traceback' not in result.stderr
 
 
+def test_missing_config_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, 'tools/train.py', str(tmp_path / 'nope.py')],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 1
+    assert f'config not found: {tmp_path / "nope.py"}' in result.stderr and 'Traceback' not in result.stderr
+
+
 def test_published_config_without_ade20k_names_where_it_is_expected(tmp_path):
     config = REPO / 'configs' / 'internvit' / 'linear_internvit-6b-224px-frozen_8xb2-80k_ade20k-504x504.py'
     result = subprocess.run([sys.executable, str(REPO / 'tools' / 'train.py'), str(config), '--work-dir',

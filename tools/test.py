@@ -5,8 +5,7 @@ import os
 import sys
 
 import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
-from mmengine_custom.runner import (DataRootError, add_common_arguments, build_runner, check_data_roots,
-                                    load_config, parse_tool_args)
+from mmengine_custom.runner import add_common_arguments, build_runner, check_data_roots, load_config, parse_tool_args
 
 
 def parse_args() -> argparse.Namespace:
@@ -24,7 +23,12 @@ def main() -> int:
     if not os.path.isfile(args.checkpoint):
         print(f'error: checkpoint not found: {args.checkpoint}', file=sys.stderr)
         return 1
-    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    try:
+        cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+        check_data_roots(cfg, ('test_dataloader',))
+    except FileNotFoundError as e:  # a missing config, or a DataRootError naming the dataset key
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     cfg.load_from = args.checkpoint
     if args.show_dir:
         hook = cfg.default_hooks.visualization
@@ -33,11 +37,6 @@ def main() -> int:
         hook.interval = 1
     if args.out:
         cfg.test_evaluator = dict(cfg.test_evaluator, output_dir=args.out, keep_results=True)
-    try:
-        check_data_roots(cfg, ('test_dataloader',))
-    except DataRootError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
     metrics = build_runner(cfg).test()
     print('metrics: ' + ', '.join(f'{k}: {v}' for k, v in metrics.items()))
     return 0

@@ -4,8 +4,7 @@ import argparse
 import sys
 
 import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
-from mmengine_custom.runner import (DataRootError, add_common_arguments, build_runner, check_data_roots,
-                                    load_config, parse_tool_args)
+from mmengine_custom.runner import add_common_arguments, build_runner, check_data_roots, load_config, parse_tool_args
 
 
 def parse_args() -> argparse.Namespace:
@@ -19,16 +18,16 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    try:
+        cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+        check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
+    except FileNotFoundError as e:  # a missing config, or a DataRootError naming the dataset key
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     cfg.resume = args.resume
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
-    try:
-        check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
-    except DataRootError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
     build_runner(cfg).train()
     return 0
 

@@ -69,12 +69,12 @@ def training_step(model: InternViT, images: torch.Tensor, device: str) -> tuple[
 
 def slide_crops(device: str) -> None:
     from internvl.models import SimpleFPN
+    from internvl.utils.sliding import slide_windows
     with torch.device(device):
         vit = InternViT('internvit-6b-224px', out_indices=[11, 23, 35, 47]).eval().to(torch.bfloat16)
         fpn = SimpleFPN(vit.embed_dims).eval().to(torch.bfloat16)
     image = torch.randn(1, 3, 504, 2016, device=device, dtype=torch.bfloat16)
-    xs = sorted({min(x, 2016 - 504) for x in range(0, 2016 - 504 + 322, 322)})
-    crops = [image[..., x:x + 504] for x in xs]
+    crops = [image[..., y1:y2, x1:x2] for y1, y2, x1, x2 in slide_windows(504, 2016, (504, 504), (322, 322))]
     batched = torch.cat(crops)
     times = interleaved_times({'one by one': lambda: [fpn(vit(c)) for c in crops],
                                'batched': lambda: fpn(vit(batched))}, 5, 1, device)

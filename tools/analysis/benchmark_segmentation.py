@@ -21,7 +21,7 @@ from internvl.utils.profiling import interleaved_times, print_rates
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmengine.structures import PixelData
-from mmseg_custom.models.segmentors import slide_windows
+from internvl.utils.sliding import slide_windows
 
 DEMO = Path(__file__).resolve().parents[2] / 'configs' / 'demo' / \
     'upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py'

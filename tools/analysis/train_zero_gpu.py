@@ -10,7 +10,6 @@ clipping 1.0, AdamW with the layer-decay groups (decay 0.95), as the client opti
     python tools/analysis/train_zero_gpu.py [--stage 1] [--offload] [--steps 6]
 """
 import argparse
-import os
 import time
 
 import torch
@@ -20,6 +19,7 @@ from torch import nn
 from internvl import InternViT
 from internvl.models import SimpleFPN
 from internvl.models.layer_decay import layer_decay_param_groups
+from internvl.utils.dist import single_process_env
 from internvl.utils.profiling import count_flops, interleaved_times, median
 
 
@@ -47,9 +47,7 @@ def main() -> None:
     parser.add_argument('--offload', action='store_true', help='offload the optimizer to CPU memory')
     parser.add_argument('--steps', type=int, default=6)
     args = parser.parse_args()
-    for key, value in (('RANK', '0'), ('LOCAL_RANK', '0'), ('WORLD_SIZE', '1'), ('MASTER_ADDR', '127.0.0.1'),
-                       ('MASTER_PORT', '29631')):
-        os.environ.setdefault(key, value)
+    single_process_env()
     import deepspeed
 
     torch.manual_seed(0)

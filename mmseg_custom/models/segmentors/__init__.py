@@ -1,3 +1,3 @@
-from .batched_slide import BatchedSlideEncoderDecoder, slide_windows
+from .batched_slide import BatchedSlideEncoderDecoder
 
-__all__ = ['BatchedSlideEncoderDecoder', 'slide_windows']
+__all__ = ['BatchedSlideEncoderDecoder']
