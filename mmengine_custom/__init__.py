@@ -1,9 +1,10 @@
 """OpenMMLab glue shared by ``mmseg_custom`` and ``mmdet_custom``: the compatibility workarounds for
-this stack (applied on import, before any runner is built) and the optimizer constructors."""
+this stack (applied on import, before any runner is built), the optimizer constructors and hooks."""
 from . import compat
 
 compat.apply()
 
+from .hooks import BroadcastBuffersHook  # noqa: E402
 from .optim import LayerDecayOptimWrapperConstructor  # noqa: E402
 
-__all__ = ['compat', 'LayerDecayOptimWrapperConstructor']
+__all__ = ['compat', 'BroadcastBuffersHook', 'LayerDecayOptimWrapperConstructor']

@@ -7,11 +7,17 @@ before any runner is built (configs import our layers through ``custom_imports``
 
 1. ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, and mmengine's local checkpoint
    loader does not pass it, so mmengine cannot read its own checkpoints (their meta pickles message-hub
-   objects). The local loader is re-registered with ``weights_only=False`` (mmengine issue 1655).
+   objects; mmengine issue 1655). Nothing is unpickled with ``weights_only=False`` instead: exactly the
+   classes mmengine's and DeepSpeed's checkpoints pickle are added to the core's allowlist
+   (``internvl.checkpoint.allow_pickled_classes``), and mmengine's local loader and DeepSpeed's
+   checkpoint engine (``--resume``) read through ``internvl.checkpoint.load_torch_file``, which refuses
+   anything else by name. The loader also reads ``.safetensors`` files (as ``{'state_dict': ...}``).
 2. deepspeed >= 0.19.7 has no ``deepspeed.runtime.fp16.onebit``, which mmengine imports when a
    ``DeepSpeedStrategy`` is built. The registration now registers the DeepSpeed optimizers that exist.
-3. ``init_dist`` calls ``torch.cuda.set_device`` even without a GPU. Without CUDA the process group
-   is now started with gloo and no device is set.
+3. ``init_dist`` calls ``torch.cuda.set_device`` even without a GPU. A process group whose backend
+   is a CPU one (``env_cfg.dist_cfg.backend='gloo'``, or ``--cpu`` of the tools) now starts without a
+   device, and says so in the log. A GPU backend (nccl, ...) with no GPU visible is an error naming
+   the setting: a GPU node with a broken CUDA must not start a 6B job on the CPU.
 4. The Runner wraps DDP with ``device_ids=[LOCAL_RANK]``, which torch rejects for CPU modules.
    ``MMDistributedDataParallel`` now drops ``device_ids`` for a module whose parameters are on the CPU.
 5. ``AmpOptimWrapper`` asserts that a GPU is present. On the CPU it now accepts ``dtype='bfloat16'``
@@ -24,8 +30,10 @@ mmseg 1.2.2's own ``tools/analysis_tools/get_flops.py`` passes both ``input_shap
 here; our FLOPs tool calls ``mmengine.analysis`` correctly.
 """
 import functools
+import json
 import logging
 import os
+import pickle
 from typing import Any, Callable
 
 import torch
@@ -49,18 +57,62 @@ def _has_gpu() -> bool:
     return is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()
 
 
+def _message_hub_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` as mmengine's message hub pickles it (``HistoryBuffer.statistics_methods`` holds the
+    class's own methods, pickled as ``getattr(HistoryBuffer, 'mean')``): public attributes of
+    ``HistoryBuffer`` only. A plain ``getattr`` in the allowlist would let a pickle reach anything."""
+    from mmengine.logging import HistoryBuffer
+    if obj is not HistoryBuffer or name.startswith('_'):
+        raise pickle.UnpicklingError(f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
+    return getattr(obj, name)
+
+
+def checkpoint_classes() -> list:
+    """What mmengine's checkpoints (message hub, configs) and DeepSpeed's (loss scaler, ZeRO stage,
+    fragment addresses) pickle besides tensors and numpy data (allowed by the core): inert classes."""
+    from mmengine.config import ConfigDict
+    from mmengine.logging import HistoryBuffer
+    classes = [HistoryBuffer, ConfigDict, (_message_hub_getattr, 'builtins.getattr')]
+    try:
+        from deepspeed.runtime.fp16.loss_scaler import LossScaler
+        from deepspeed.runtime.zero.config import ZeroStageEnum
+        from deepspeed.utils.tensor_fragment import fragment_address
+        classes += [LossScaler, ZeroStageEnum, fragment_address]
+    except ImportError:
+        pass
+    return classes
+
+
+def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
+    """mmengine's loader for local files, without unpickling code: pickles through ``load_torch_file``,
+    safetensors files as ``{'state_dict': tensors, 'meta': ...}`` (a DeepSpeed release keeps the run's meta
+    as JSON in the metadata)."""
+    from internvl.checkpoint import load_torch_file, read_weights
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    if filename.endswith('.safetensors'):
+        state_dict, metadata, _ = read_weights(filename)
+        return {'state_dict': state_dict, 'meta': json.loads(metadata['meta']) if 'meta' in metadata else metadata}
+    return load_torch_file(filename, map_location=map_location)
+
+
 @_once
-def load_full_checkpoints() -> None:
+def safe_checkpoint_loading() -> None:
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    def load_from_local(filename: str, map_location: Any) -> Any:
-        filename = os.path.expanduser(filename)
-        if not os.path.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        # mmengine's own checkpoints pickle their meta: they are only loaded from the user's runs.
-        return torch.load(filename, map_location=map_location, weights_only=False)
+    from internvl.checkpoint import allow_pickled_classes, load_torch_file
+    allow_pickled_classes(checkpoint_classes())
+    CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
+    try:
+        from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
+    except ImportError:
+        return
 
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+    def load(self: Any, path: str, map_location: Any = None) -> Any:
+        return load_torch_file(path, map_location=map_location)
+
+    TorchCheckpointEngine.load = load
 
 
 @_once
@@ -87,15 +139,25 @@ def register_available_deepspeed_optimizers() -> None:
     ds_strategy.register_deepspeed_optimizers = register
 
 
+GPU_BACKENDS = ('nccl', 'hccl', 'cncl', 'mccl')
+
+
 @_once
-def init_dist_without_cuda() -> None:
+def cpu_process_groups() -> None:
     from mmengine.dist import utils as dist_utils
     original = dist_utils._init_dist_pytorch
 
     def init_dist_pytorch(backend: str, init_backend: str = 'torch', **kwargs: Any) -> None:
+        if backend in GPU_BACKENDS and not _has_gpu():
+            raise RuntimeError(
+                f"env_cfg.dist_cfg.backend='{backend}' needs a GPU, but none is visible "
+                f"(torch.cuda.is_available() is False, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}). "
+                "On a GPU node, check the driver and CUDA_VISIBLE_DEVICES; to run on the CPU on purpose, pass "
+                "--cpu to tools/train.py / tools/test.py / tools/dist_train.sh (or --cfg-options "
+                "env_cfg.dist_cfg.backend=gloo)")
         if _has_gpu():
             return original(backend, init_backend=init_backend, **kwargs)
-        backend = 'gloo' if backend in ('nccl', 'hccl', 'cncl', 'mccl') else backend
+        logger.info('starting the process group with the %s backend on the CPU (env_cfg.dist_cfg.backend)', backend)
         if init_backend == 'deepspeed':
             import deepspeed
             deepspeed.init_distributed(dist_backend=backend, **kwargs)
@@ -161,7 +223,7 @@ def fsdp_optim_state_argument_order() -> None:
     FSDPStrategy.load_optim_state_dict = load_optim_state_dict
 
 
-WORKAROUNDS = (load_full_checkpoints, register_available_deepspeed_optimizers, init_dist_without_cuda,
+WORKAROUNDS = (safe_checkpoint_loading, register_available_deepspeed_optimizers, cpu_process_groups,
                cpu_ddp_without_device_ids, bf16_amp_on_cpu, fsdp_optim_state_argument_order)
 
 

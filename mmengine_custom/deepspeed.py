@@ -1,15 +1,22 @@
 """DeepSpeed checkpoint release, shared by segmentation and detection: an mmengine DeepSpeed
 checkpoint (a directory ``iter_N.pth/`` of model states and per-rank optimizer shards, any ZeRO stage,
 any number of ranks) -> one ordinary mmengine checkpoint ``{'meta', 'state_dict'}`` in fp32, through
-DeepSpeed's own ``zero_to_fp32``, which the plain Runner and ``tools/test.py`` load."""
+DeepSpeed's own ``zero_to_fp32``, which the plain Runner and ``tools/test.py`` load.
+
+``zero_to_fp32`` unpickles with ``weights_only=False``; it is handed ``load_torch_file`` instead, so a
+checkpoint directory from elsewhere cannot run code here either."""
+import contextlib
 import glob
+import json
 import logging
 import os
 from pathlib import Path
+from typing import Any, Iterator
 
 import torch
+from safetensors.torch import save_file
 
-from internvl.checkpoint import write_atomic
+from internvl.checkpoint import load_torch_file, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -18,21 +25,57 @@ def is_deepspeed_checkpoint(path: str | os.PathLike) -> bool:
     return Path(path).is_dir() and bool(glob.glob(os.path.join(path, '*model_states.pt')))
 
 
+class _TorchWithSafeLoad:
+    """The ``torch`` module as ``zero_to_fp32`` sees it, with ``load`` reading through ``load_torch_file``."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+    @staticmethod
+    def load(f: Any, map_location: Any = None, mmap: bool = False, **_: Any) -> Any:
+        return load_torch_file(f, map_location=map_location, mmap=mmap)
+
+
+@contextlib.contextmanager
+def _safe_zero_to_fp32() -> Iterator[Any]:
+    from deepspeed.utils import zero_to_fp32
+    original = zero_to_fp32.torch
+    zero_to_fp32.torch = _TorchWithSafeLoad()
+    try:
+        yield zero_to_fp32
+    finally:
+        zero_to_fp32.torch = original
+
+
+RELEASE_SUFFIXES = ('.pth', '.safetensors')
+
+
 def convert_deepspeed_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> int:
-    """Write ``src`` (a DeepSpeed checkpoint directory) as one fp32 mmengine checkpoint; returns #tensors."""
-    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-    src = Path(src).resolve()
+    """Write ``src`` (a DeepSpeed checkpoint directory) as one fp32 checkpoint; returns #tensors.
+
+    ``dst`` ending in ``.pth``: an mmengine checkpoint ``{'meta', 'state_dict'}``; in ``.safetensors``:
+    the state dict, the meta as JSON in the file's metadata (``meta``). Both load with ``load_from`` and
+    ``tools/test.py``."""
+    src, dst = Path(src).resolve(), Path(dst)
+    if dst.suffix not in RELEASE_SUFFIXES:
+        raise ValueError(f'{dst}: the released checkpoint must end in one of {list(RELEASE_SUFFIXES)}')
     if not is_deepspeed_checkpoint(src):
         raise FileNotFoundError(f'{src} is not a DeepSpeed checkpoint directory (no *model_states.pt in it)')
-    state_dict = get_fp32_state_dict_from_zero_checkpoint(str(src.parent), tag=src.name)
-    states = torch.load(sorted(src.glob('*model_states.pt'))[0], map_location='cpu', weights_only=False)
+    with _safe_zero_to_fp32() as zero_to_fp32:
+        state_dict = zero_to_fp32.get_fp32_state_dict_from_zero_checkpoint(str(src.parent), tag=src.name)
+    states = load_torch_file(sorted(src.glob('*model_states.pt'))[0])
     # zero_to_fp32 rebuilds what the optimizer holds; parameters it never saw (a frozen backbone) are
     # in the model states' own state dict (ZeRO-1/2 keep the whole module there).
     for key, value in (states.get('module') or {}).items():
         if key not in state_dict and value.numel() > 0:
             state_dict[key] = value
     state_dict = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
-    checkpoint = {'meta': states.get('meta', {}), 'state_dict': state_dict}
-    write_atomic(dst, lambda tmp: torch.save(checkpoint, tmp))
+    meta = states.get('meta', {})
+    if dst.suffix == '.safetensors':
+        tensors = {k: v.contiguous() for k, v in state_dict.items()}
+        metadata = {'format': 'mmengine', 'meta': json.dumps(meta, default=str)}
+        write_atomic(dst, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    else:
+        write_atomic(dst, lambda tmp: torch.save({'meta': meta, 'state_dict': state_dict}, tmp))
     logger.info('wrote %s (%d tensors, fp32) from the DeepSpeed checkpoint %s', dst, len(state_dict), src)
     return len(state_dict)

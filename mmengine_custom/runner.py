@@ -1,14 +1,20 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share: the config as the command line sets it, a
-clear check of the data folders before anything is built, and the runner."""
+"""What ``tools/train.py``, ``tools/test.py`` and ``tools/infer.py`` share: the config as the command
+line sets it, a clear check of the data folders and of a checkpoint before anything is built, and the
+runner."""
 import argparse
 import os
 import os.path as osp
+import re
 from typing import Optional
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from internvl.checkpoint import check_state_dict
 from internvl.utils.dist import single_process_env
+
+from .compat import load_local_checkpoint
 
 
 class DataRootError(FileNotFoundError):
@@ -21,6 +27,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value (xxx=yyy format)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--cpu', action='store_true',
+                        help='run on the CPU on purpose: process groups use gloo (env_cfg.dist_cfg.backend)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
@@ -31,13 +39,16 @@ def parse_tool_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
 
 
 def load_config(path: str, work_dir: Optional[str] = None, cfg_options: Optional[dict] = None,
-                launcher: str = 'none') -> Config:
-    """The config of ``path`` with the command line's overrides; work_dir defaults to work_dirs/<name>."""
+                launcher: str = 'none', cpu: bool = False) -> Config:
+    """The config of ``path`` with the command line's overrides; work_dir defaults to work_dirs/<name>.
+    ``cpu``: process groups use gloo."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'config not found: {path}')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    if cpu:
+        cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -77,14 +88,36 @@ def check_data_roots(cfg: Config, loaders: tuple[str, ...]) -> None:
                                     f'few-shot lists are made by tools/make_fewshot_split.py')
 
 
+def verify_checkpoint(cfg: Config, checkpoint: str) -> None:
+    """Fail (``CheckpointError``) unless ``checkpoint`` holds exactly the weights of ``cfg.model``: the
+    missing and unexpected keys and the shape mismatches are listed. The model is built on the meta
+    device (no memory, no weights read); the checkpoint is read safely and memory-mapped."""
+    from mmengine.registry import MODELS, init_default_scope
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    ckpt = load_local_checkpoint(checkpoint, map_location='cpu')
+    state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    state_dict = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}  # as mmengine's loader
+    check_state_dict(model.state_dict(), state_dict, f'{checkpoint} (for the model of the config)')
+
+
 def build_runner(cfg: Config) -> Runner:
-    """mmengine's FlexibleRunner when the config sets a ``strategy`` (DeepSpeed, FSDP), else the Runner."""
+    """mmengine's FlexibleRunner when the config sets a ``strategy`` (DeepSpeed, FSDP), else the Runner.
+
+    Under DeepSpeed, ``BroadcastBuffersHook`` is added: DeepSpeed, unlike DDP, never broadcasts the
+    buffers (BatchNorm statistics), so without it each rank validates with its own and the checkpoint
+    holds rank 0's."""
     if not cfg.get('strategy'):
         return Runner.from_cfg(cfg)
     from mmengine.runner import FlexibleRunner
     strategy_type = cfg.strategy['type']
     strategy_name = strategy_type if isinstance(strategy_type, str) else strategy_type.__name__
-    if strategy_name == 'DeepSpeedStrategy' and cfg.launcher == 'none':
-        single_process_env()
-        cfg.launcher = 'pytorch'
+    if strategy_name == 'DeepSpeedStrategy':
+        if cfg.launcher == 'none':
+            single_process_env()
+            cfg.launcher = 'pytorch'
+        hooks = list(cfg.get('custom_hooks') or [])
+        if not any(h.get('type') == 'BroadcastBuffersHook' for h in hooks):
+            cfg.custom_hooks = hooks + [dict(type='BroadcastBuffersHook')]
     return FlexibleRunner.from_cfg(cfg)

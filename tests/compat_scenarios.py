@@ -11,7 +11,7 @@ from internvl.utils.dist import single_process_env
 
 
 def checkpoint() -> None:
-    """mmengine saves a checkpoint whose meta pickles objects, then loads it back."""
+    """mmengine saves a checkpoint whose meta pickles objects, then loads it back (weights_only)."""
     import numpy as np
     from mmengine.logging import MessageHub
     from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
@@ -35,11 +35,24 @@ def deepspeed() -> None:
 
 
 def init_dist() -> None:
-    """mmengine's init_dist('pytorch') on a machine without a GPU."""
+    """mmengine's init_dist('pytorch', backend='gloo') on a machine without a GPU."""
     from mmengine.dist import get_world_size, init_dist
     single_process_env()
-    init_dist('pytorch')
+    init_dist('pytorch', backend='gloo')
     assert get_world_size() == 1 and torch.distributed.get_backend() == 'gloo'
+
+
+def init_dist_nccl() -> None:
+    """mmengine's init_dist('pytorch') asks for nccl on a machine without a GPU: a clear error, no gloo."""
+    from mmengine.dist import init_dist
+    single_process_env()
+    try:
+        init_dist('pytorch', backend='nccl')
+    except RuntimeError as e:
+        assert "env_cfg.dist_cfg.backend='nccl' needs a GPU" in str(e) and '--cpu' in str(e), e
+        assert not torch.distributed.is_initialized()
+        return
+    raise AssertionError('nccl without a GPU started a process group')
 
 
 def ddp() -> None:

@@ -157,7 +157,7 @@ def test_unknown_format_names_file_and_keys(tmp_path):
 def test_shape_mismatch_names_the_entries(tmp_path):
     path = tmp_path / 'wide.pth'
     torch.save(InternViT({**our_arch('rms'), 'embed_dims': 128}).state_dict(), path)
-    with pytest.raises(CheckpointError, match=r'wide\.pth: shape mismatch .*blocks\.0\.attn\.qkv\.weight: '
+    with pytest.raises(CheckpointError, match=r'wide\.pth.*: shape mismatch .*blocks\.0\.attn\.qkv\.weight: '
                                               r'checkpoint \[384, 128\] vs model \[192, 64\]'):
         load_pretrained(InternViT('internvit-tiny-rms'), path)
 
@@ -206,16 +206,24 @@ def test_corrupt_file(tmp_path, name, content):
 
 
 def test_mmengine_checkpoint_with_pickled_meta(tmp_path):
-    """A segmentor checkpoint: {'meta': objects, 'state_dict': {'backbone.*', 'decode_head.*'}}."""
+    """A segmentor checkpoint as mmengine writes it: {'meta', 'message_hub' (history buffers),
+    'state_dict': {'backbone.vit.*', 'decode_head.*'}}; read with weights_only and the allowlist."""
     import numpy as np
+    import mmengine_custom  # noqa: F401  (allows mmengine's checkpoint classes)
+    from mmengine.logging import MessageHub
+    from mmengine.runner.checkpoint import save_checkpoint
+    hub = MessageHub.get_instance('test_checkpoint')
+    hub.update_scalar('train/loss', 0.5)
     vit = InternViT('internvit-tiny-rms')
-    sd = {f'backbone.{k}': v for k, v in vit.state_dict().items()}
+    sd = {f'backbone.vit.{k}': v for k, v in vit.state_dict().items()}
     sd['decode_head.conv_seg.weight'] = torch.zeros(2, 64, 1, 1)
     path = tmp_path / 'iter_100.pth'
-    torch.save({'meta': {'seed': np.int64(0)}, 'state_dict': sd}, path)
+    save_checkpoint({'meta': {'seed': np.int64(0), 'iter': 100}, 'message_hub': hub.state_dict(),
+                     'state_dict': sd}, str(path))
     model = InternViT('internvit-tiny-rms')
     load_pretrained(model, path)
-    torch.testing.assert_close(model.pos_embed, vit.pos_embed)
+    for key, value in vit.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
 
 
 def test_infer_arch_needs_a_known_width(tmp_path):

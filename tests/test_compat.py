@@ -37,6 +37,11 @@ def test_workaround(name):
     assert CASES[name] in broken.stderr, broken.stderr[-3000:]
 
 
+def test_nccl_without_a_gpu_is_an_error_not_gloo():
+    fixed = run('init_dist_nccl')
+    assert fixed.returncode == 0 and 'scenario passed' in fixed.stdout, fixed.stderr[-3000:]
+
+
 def test_apply_is_idempotent():
     import mmengine_custom
     from mmengine.dist import utils

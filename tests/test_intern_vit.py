@@ -133,12 +133,26 @@ def test_bad_arch_is_a_clear_error(arch, match):
         InternViT(arch)
 
 
-def test_bad_out_indices_and_input_size():
+def test_bad_out_indices_and_input():
     with pytest.raises(ValueError, match='out of range for 3 blocks'):
         InternViT('internvit-tiny-rms', out_indices=[3])
     model = InternViT('internvit-tiny-rms')
-    with pytest.raises(ValueError, match='not a multiple of the patch size 14'):
-        model(torch.randn(1, 3, 50, 56))
+    with pytest.raises(ValueError, match=r'images \[B, 3, H, W\], got a tensor of shape \[1, 1, 56, 56\]'):
+        model(torch.randn(1, 1, 56, 56))
+
+
+@pytest.mark.parametrize('height,width', [(50, 56), (57, 43), (13, 15)])
+def test_any_input_size_is_padded_bottom_right(height, width):
+    """A side that is not a multiple of the patch: the same result as zero-padding it by hand, with
+    ceil(side / patch) cells; the image's own cells see the same pixels as before."""
+    model = InternViT('internvit-tiny-rms', out_indices=[0, 2]).eval()
+    images = torch.randn(2, 3, height, width)
+    padded = torch.nn.functional.pad(images, (0, -width % 14, 0, -height % 14))
+    with torch.no_grad():
+        outs, expected = model(images), model(padded)
+    for out, want in zip(outs, expected):
+        assert out.shape == (2, 64, -(-height // 14), -(-width // 14))
+        torch.testing.assert_close(out, want, rtol=0, atol=0)
 
 
 def test_arch_dict_is_not_mutated():

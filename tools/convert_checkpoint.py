@@ -1,16 +1,23 @@
 """Convert a checkpoint:
 
 - any InternViT checkpoint (OpenGVLab HF, transformers-native, timm-style .pth, InternVL-Chat /
-  InternVL-14B, mmengine) -> one safetensors file in this project's format;
+  InternVL-14B, mmengine) -> one safetensors file in this project's format, its keys and shapes
+  checked against the architecture first;
 - a DeepSpeed checkpoint directory (work_dir/iter_N.pth/, any ZeRO stage, any number of ranks) -> one
-  ordinary fp32 mmengine checkpoint (.pth) that tools/test.py and the plain Runner load.
+  fp32 checkpoint (DST .pth: an mmengine checkpoint; DST .safetensors) that tools/test.py and the
+  plain Runner load.
 
-    python tools/convert_checkpoint.py SRC DST [--arch internvit-6b-448px]
+Pickled files are read with weights_only=True and an allowlist of inert classes; a file that holds
+anything else is refused, naming the class. --trust-pickled-code unpickles it fully (it can run code:
+only for files whose source you trust); the safetensors written needs no such trust afterwards.
+
+    python tools/convert_checkpoint.py SRC DST [--arch internvit-6b-448px] [--trust-pickled-code]
 """
 import argparse
 import logging
 import sys
 
+import mmengine_custom  # noqa: F401  (the allowlist of mmengine's and DeepSpeed's checkpoint classes)
 from internvl.checkpoint import CheckpointError, convert_checkpoint
 from internvl.models import ARCH_PRESETS
 from mmengine_custom.deepspeed import convert_deepspeed_checkpoint, is_deepspeed_checkpoint
@@ -19,17 +26,19 @@ from mmengine_custom.deepspeed import convert_deepspeed_checkpoint, is_deepspeed
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='checkpoint file or directory, any supported format')
-    parser.add_argument('dst', help='output .safetensors file')
+    parser.add_argument('dst', help='output file (.safetensors; .pth or .safetensors for a DeepSpeed release)')
     parser.add_argument('--arch', choices=sorted(ARCH_PRESETS),
                         help='architecture preset (default: from config.json / metadata, else inferred)')
+    parser.add_argument('--trust-pickled-code', action='store_true',
+                        help='unpickle SRC fully, with weights_only=False (only for a file you trust)')
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
     try:
         if is_deepspeed_checkpoint(args.src):
             convert_deepspeed_checkpoint(args.src, args.dst)
         else:
-            convert_checkpoint(args.src, args.dst, arch=args.arch)
-    except (CheckpointError, FileNotFoundError) as e:
+            convert_checkpoint(args.src, args.dst, arch=args.arch, trust_pickled_code=args.trust_pickled_code)
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     return 0

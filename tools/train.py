@@ -1,9 +1,10 @@
 """Train a segmentor (mmseg conventions): python tools/train.py CONFIG [--work-dir DIR] [--resume]
-[--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]"""
+[--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi] [--cpu]"""
 import argparse
 import sys
 
 import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
+from internvl.checkpoint import CheckpointError
 from mmengine_custom.runner import add_common_arguments, build_runner, check_data_roots, load_config, parse_tool_args
 
 
@@ -19,7 +20,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     try:
-        cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+        cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher, args.cpu)
         check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
     except FileNotFoundError as e:  # a missing config, or a DataRootError naming the dataset key
         print(f'error: {e}', file=sys.stderr)
@@ -28,7 +29,11 @@ def main() -> int:
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
-    build_runner(cfg).train()
+    try:
+        build_runner(cfg).train()
+    except CheckpointError as e:  # load_from / --resume / pretrained: a refused or unreadable checkpoint
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     return 0
 
 

@@ -5,6 +5,7 @@
 _base_ = ['../_base_/models/upernet_internvit.py', '../_base_/datasets/ade20k_504x504.py',
           '../_base_/default_runtime.py', '../_base_/schedules/schedule_80k_adamw.py']
 crop_size = (112, 112)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))  # a CPU demo: its process groups (DeepSpeed, 2 processes) use gloo
 data_root = 'data/synthetic_ade'
 width = 96
 norm_cfg = dict(type='BN', requires_grad=True)

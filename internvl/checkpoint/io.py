@@ -9,9 +9,10 @@ import json
 import logging
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -58,7 +59,7 @@ def _weights_in_dir(directory: Path) -> list[Path]:
         f'found {found[:20]}')
 
 
-def _read_file(path: Path) -> tuple[dict, dict[str, str]]:
+def _read_file(path: Path, trust_pickled_code: bool = False) -> tuple[dict, dict[str, str]]:
     """One weights file -> (its top-level object, safetensors metadata or {})."""
     if path.suffix == '.safetensors':
         try:
@@ -66,32 +67,90 @@ def _read_file(path: Path) -> tuple[dict, dict[str, str]]:
                 return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
         except (SafetensorError, OSError) as e:
             raise CheckpointError(f'{path}: not a readable safetensors file: {e}') from e
+    return load_torch_file(path, mmap=True, trust_pickled_code=trust_pickled_code), {}
+
+
+def _numpy_classes() -> list:
+    """numpy scalars, dtypes and arrays (training meta: seeds, metric values), pickled as data."""
     try:
-        return torch.load(path, map_location='cpu', weights_only=True, mmap=True), {}
-    except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
+        import numpy as np
+    except ImportError:
+        return []
+    dtypes = [type(np.dtype(t)) for t in ('float64', 'float32', 'float16', 'int64', 'int32', 'uint8', 'bool')]
+    return [np.ndarray, np.dtype, np._core.multiarray._reconstruct, np._core.multiarray.scalar, *dtypes]
+
+
+# Classes besides tensors that a pickled checkpoint may hold and that are known to be inert. Layers
+# above the core add their own (``mmengine_custom.compat`` adds what mmengine's checkpoints pickle).
+_ALLOWED_CLASSES: list = _numpy_classes()
+
+
+def allow_pickled_classes(classes: list) -> None:
+    """Let ``load_torch_file`` unpickle ``classes`` besides tensors and containers: types or functions,
+    or ``(object, 'module.name')`` for an object that stands in for the pickled global of that name."""
+    _ALLOWED_CLASSES.extend(c for c in classes if c not in _ALLOWED_CLASSES)
+
+
+def allowed_pickled_classes() -> list:
+    return list(_ALLOWED_CLASSES)
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A pickled checkpoint that holds objects outside the allowlist (unpickling them could run code)."""
+
+
+def _refused_classes(path: Path, error: Exception) -> list[str]:
+    """The globals of ``path``'s pickle outside the allowlist; [] when the unpickler failed for another
+    reason (a corrupt file)."""
+    try:
+        with torch.serialization.safe_globals(_ALLOWED_CLASSES):
+            found = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        if found:
+            return found
+    except Exception:  # noqa: BLE001  (legacy, non-zip files: the unpickler's own message names the class)
         pass
-    except pickle.UnpicklingError:
-        return _read_pickle_with_objects(path), {}
+    return re.findall(r'Unsupported global: GLOBAL ([\w.]+)', str(error))[:1]
+
+
+def load_torch_file(path: str | os.PathLike, map_location: Any = 'cpu', mmap: bool = False,
+                    trust_pickled_code: bool = False) -> Any:
+    """``torch.load`` that never runs code from the file: ``weights_only=True`` with the classes of
+    ``allow_pickled_classes`` allowed. Anything else is refused with an ``UnsafeCheckpointError`` naming
+    the file and the classes. ``trust_pickled_code=True`` is the explicit opt-in for a file the user
+    trusts (full unpickling, logged as a warning); nothing falls back to it by itself."""
+    path = Path(path)
+    if trust_pickled_code:
+        logger.warning('%s: unpickling with weights_only=False because trust_pickled_code=True was given: '
+                       'this runs any code the file carries', path)
+        try:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as e:  # noqa: BLE001  (any unpickling failure means an unreadable file)
+            raise CheckpointError(f'{path}: not a readable PyTorch checkpoint: {e}') from e
     try:
-        return torch.load(path, map_location='cpu', weights_only=True), {}
-    except pickle.UnpicklingError:
-        return _read_pickle_with_objects(path), {}
-    except (RuntimeError, EOFError, OSError) as e:
+        with torch.serialization.safe_globals(_ALLOWED_CLASSES):
+            try:
+                return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+            except RuntimeError as e:
+                if not mmap or 'mmap' not in str(e):
+                    raise
+            # legacy (non-zip) serialisation cannot be memory-mapped
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        classes = _refused_classes(path, e)
+        if not classes:
+            raise CheckpointError(f'{path}: not a readable PyTorch checkpoint: {e}') from None
+        raise UnsafeCheckpointError(
+            f'{path}: refused to unpickle {", ".join(classes)}: the file holds objects besides tensors, and '
+            f'unpickling them could run code from the file. If you trust its source, convert it once: '
+            f'python tools/convert_checkpoint.py {path} OUT.safetensors --trust-pickled-code') from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f'{path}: not a readable PyTorch checkpoint: {e}') from e
 
 
-def _read_pickle_with_objects(path: Path) -> dict:
-    # mmengine checkpoints pickle their meta (message hub, numpy scalars) next to the weights.
-    logger.warning('%s holds pickled objects besides tensors (e.g. an mmengine checkpoint); loading it '
-                   'with weights_only=False: only load checkpoints you trust', path)
-    try:
-        return torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e:  # noqa: BLE001  (any unpickling failure means an unreadable file)
-        raise CheckpointError(f'{path}: not a readable PyTorch checkpoint: {e}') from e
-
-
-def read_weights(path: str | os.PathLike) -> tuple[dict, dict[str, str], list[Path]]:
-    """Read a checkpoint file or directory -> (merged top-level objects, metadata, files read)."""
+def read_weights(path: str | os.PathLike,
+                 trust_pickled_code: bool = False) -> tuple[dict, dict[str, str], list[Path]]:
+    """Read a checkpoint file or directory -> (merged top-level objects, metadata, files read).
+    Pickled files are read by ``load_torch_file`` (``trust_pickled_code``: see there)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f'checkpoint not found: {path}')
@@ -99,7 +158,7 @@ def read_weights(path: str | os.PathLike) -> tuple[dict, dict[str, str], list[Pa
     merged: dict = {}
     metadata: dict[str, str] = {}
     for file in tqdm(files, desc=f'reading {path.name}', unit='file', disable=len(files) < 2):
-        obj, meta = _read_file(file)
+        obj, meta = _read_file(file, trust_pickled_code)
         if not isinstance(obj, dict):
             raise CheckpointError(f'{file}: expected a dict of tensors, got {type(obj).__name__}')
         merged.update(obj)

@@ -26,9 +26,11 @@ logger = logging.getLogger(__name__)
 STRUCTURAL_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'mlp_ratio', 'norm_type', 'qk_norm', 'qkv_bias')
 
 
-def read_canonical(path: str | os.PathLike) -> tuple[CanonicalCheckpoint, Optional[dict[str, Any]]]:
-    """Read ``path`` in any supported format -> (canonical checkpoint, arch if the files state it)."""
-    obj, metadata, files = read_weights(path)
+def read_canonical(path: str | os.PathLike, trust_pickled_code: bool = False
+                   ) -> tuple[CanonicalCheckpoint, Optional[dict[str, Any]]]:
+    """Read ``path`` in any supported format -> (canonical checkpoint, arch if the files state it).
+    Pickled files are never unpickled beyond tensors unless ``trust_pickled_code`` (see ``load_torch_file``)."""
+    obj, metadata, files = read_weights(path, trust_pickled_code)
     source = str(path)
     ckpt = to_canonical(obj, metadata, source)
     logger.info('%s: %s (%d files, %d tensors)', path, ckpt.format.describe(), len(files), len(ckpt.state_dict))
@@ -92,7 +94,8 @@ def build_from_pretrained(path: str | os.PathLike, **kwargs: Any) -> nn.Module:
     it), with the checkpoint loaded; the files are read once."""
     from ..models.intern_vit import InternViT
     ckpt, ckpt_arch = read_canonical(path)
-    kwargs.setdefault('arch', ckpt_arch or infer_arch(ckpt.state_dict, ARCH_PRESETS, str(path)))
+    if 'arch' not in kwargs:
+        kwargs['arch'] = ckpt_arch or infer_arch(ckpt.state_dict, ARCH_PRESETS, str(path))
     model = InternViT(**kwargs)
     _load_canonical(model, ckpt, ckpt_arch, str(path), strict=True)
     return model
@@ -103,34 +106,46 @@ def _load_canonical(model: nn.Module, ckpt: CanonicalCheckpoint, ckpt_arch: Opti
     _check_arch(model.arch, ckpt_arch, source)
     state_dict = dict(ckpt.state_dict)
     _adapt_to_model(model, state_dict, source)
-    expected = model.state_dict()
-    mismatched = [f'{k}: checkpoint {list(v.shape)} vs model {list(expected[k].shape)}'
-                  for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape]
-    if mismatched:
-        raise CheckpointError(f'{source}: shape mismatch for {len(mismatched)} entries (is the arch right?): '
-                              + '; '.join(mismatched[:20]))
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    if missing or unexpected:
-        message = (f'{source} ({ckpt.format.describe()}): missing keys {missing}; '
-                   f'unexpected keys {unexpected}')
-        if strict:
-            raise CheckpointError(message)
-        logger.warning(message)
-    model.load_state_dict({k: v for k, v in state_dict.items() if k in expected}, strict=False)
+    missing, unexpected = check_state_dict(model.state_dict(), state_dict, f'{source} ({ckpt.format.describe()})',
+                                           strict)
+    model.load_state_dict({k: v for k, v in state_dict.items() if k not in unexpected}, strict=False)
     logger.info('loaded %s into %s', source, type(model).__name__)
     return missing, unexpected
 
 
-def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
-                       arch: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def check_state_dict(expected: dict[str, Any], state_dict: dict[str, Any], source: str,
+                     strict: bool = True) -> tuple[list[str], list[str]]:
+    """Compare a checkpoint's ``state_dict`` with a model's (``expected``; tensors or anything with a
+    ``shape``) -> (missing keys, unexpected keys). A shape mismatch is always an error; missing or
+    unexpected keys are one when ``strict`` (else logged). Every message names ``source`` and the keys."""
+    mismatched = [f'{k}: checkpoint {list(v.shape)} vs model {list(expected[k].shape)}'
+                  for k, v in state_dict.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    if mismatched:
+        raise CheckpointError(f'{source}: shape mismatch for {len(mismatched)} entries (is the arch right?): '
+                              + '; '.join(mismatched[:20]) + (' ...' if len(mismatched) > 20 else ''))
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if missing or unexpected:
+        message = f'{source}: missing keys {missing}; unexpected keys {unexpected}'
+        if strict:
+            raise CheckpointError(message)
+        logger.warning(message)
+    return missing, unexpected
+
+
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, arch: Optional[dict[str, Any]] = None,
+                       trust_pickled_code: bool = False) -> dict[str, Any]:
     """Write any supported checkpoint as one safetensors file in this project's format.
 
     The arch is taken from ``arch``, else from the source's config.json or metadata, else inferred from
-    the tensor shapes; it is stored in the file's metadata. Returns the arch written.
+    the tensor shapes; it is stored in the file's metadata. The keys and shapes are checked against an
+    InternViT of that arch (built on the meta device) before anything is written. Returns the arch.
     """
-    ckpt, ckpt_arch = read_canonical(src)
+    from ..models.intern_vit import build_on_meta
+    ckpt, ckpt_arch = read_canonical(src, trust_pickled_code)
     arch = resolve_arch(arch or ckpt_arch or infer_arch(ckpt.state_dict, ARCH_PRESETS, str(src)))
+    _check_arch(arch, ckpt_arch, str(src))
+    check_state_dict(build_on_meta(arch).state_dict(), ckpt.state_dict, f'{src} ({ckpt.format.describe()})')
     metadata = {'format': OUR_FORMAT, 'arch': json.dumps(arch), 'source_format': ckpt.format.describe()}
     save_safetensors_atomic(ckpt.state_dict, dst, metadata)
     logger.info('wrote %s (%d tensors)', dst, len(ckpt.state_dict))

@@ -7,8 +7,10 @@ RMSNorm + whole-embedding qk-norm (6B) or LayerNorm + qkv bias (300M). There is 
 
 Dense features: ``forward`` returns, for each index in ``out_indices``, the output of that block
 (0-based, after both residual adds, cls token dropped) as an NCHW map of stride ``patch_size``.
-Inputs of any size that is a multiple of the patch size are accepted; the position embedding is
-interpolated bicubically from the pretrained grid at run time.
+Inputs of any size are accepted: a side that is not a multiple of the patch size is zero-padded at the
+bottom / right (as mmseg's ViT does), so the maps have ``ceil(H / p) x ceil(W / p)`` cells, the last
+row / column covering the padding. The position embedding is interpolated bicubically from the
+pretrained grid at run time.
 
 Weights: construction never reads files; ``init_weights()`` initialises them and, when
 ``pretrained`` is set, loads that checkpoint in any published format (see ``internvl.checkpoint``).
@@ -18,6 +20,7 @@ import logging
 from typing import Any, Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -152,11 +155,14 @@ class InternViT(nn.Module):
         return {'pos_embed', 'cls_token'}
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Images [B, 3, H, W] -> tokens [B, 1 + h*w, C] with position embedding, and the grid (h, w)."""
+        """Images [B, 3, H, W] -> tokens [B, 1 + h*w, C] with position embedding, and the grid
+        (h, w) = (ceil(H / p), ceil(W / p)): sides are zero-padded at the bottom / right to the patch."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f'InternViT takes images [B, 3, H, W], got a tensor of shape {list(x.shape)}')
         H, W = x.shape[-2:]
         p = self.patch_size
         if H % p or W % p:
-            raise ValueError(f'input size {H}x{W} is not a multiple of the patch size {p}')
+            x = F.pad(x, (0, -W % p, 0, -H % p))
         x = self.patch_embed.proj(x)  # [B, C, h, w]
         grid = (x.shape[2], x.shape[3])
         x = x.flatten(2).transpose(1, 2)  # [B, h*w, C]

@@ -24,9 +24,22 @@ def _recorded(*tensors: torch.Tensor) -> bool:
 
 
 def _find_onednn_linear() -> Optional[Callable]:
+    """oneDNN's fused linear (+ GELU) op, or None. It is private to torch: its signature is checked once
+    here, on a small input against ``F.linear`` + GELU, and any change (missing op, other arguments,
+    other result) makes ``linear`` use ``F.linear`` everywhere instead."""
     try:
-        return torch.ops.mkldnn._linear_pointwise.default if torch.backends.mkldnn.is_available() else None
-    except (AttributeError, RuntimeError):
+        if not torch.backends.mkldnn.is_available():
+            return None
+        op = torch.ops.mkldnn._linear_pointwise.default
+        x, w, b = torch.randn(3, 8), torch.randn(16, 8), torch.randn(16)
+        with torch.no_grad():
+            plain = op(x, w, b, 'none', [], '')
+            fused = op(x, w, b, 'gelu', [], 'none')
+        reference = F.linear(x, w, b)
+        if not (torch.allclose(plain, reference, atol=1e-5) and torch.allclose(fused, F.gelu(reference), atol=1e-5)):
+            return None
+        return op
+    except (AttributeError, RuntimeError, TypeError):
         return None
 
 
@@ -34,10 +47,12 @@ _ONEDNN_LINEAR = _find_onednn_linear()
 
 
 def linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False) -> torch.Tensor:
-    """``layer(x)``, then exact GELU if ``gelu``. Without autograd, fp32 on the CPU goes through
-    oneDNN's matmul (GELU fused into it); that op has no backward, so training uses ``F.linear``."""
+    """``layer(x)``, then exact GELU if ``gelu``. Without autograd and outside autocast, fp32 on the CPU
+    goes through oneDNN's matmul (GELU fused into it); that op has no backward, and autocast must pick
+    the dtype itself, so training and autocast use ``F.linear``."""
     if (_ONEDNN_LINEAR is not None and x.device.type == 'cpu' and x.dtype == torch.float32
-            and layer.weight.dtype == torch.float32 and not _recorded(x, layer.weight)):
+            and layer.weight.dtype == torch.float32 and not _recorded(x, layer.weight)
+            and not torch.is_autocast_enabled('cpu')):
         return _ONEDNN_LINEAR(x, layer.weight, layer.bias, 'gelu' if gelu else 'none', [], 'none' if gelu else '')
     out = F.linear(x, layer.weight, layer.bias)
     return F.gelu(out) if gelu else out

@@ -1,9 +1,8 @@
 """``InternViT`` in mmseg's registry: the core model behind the mmseg backbone contract.
 
-Contract: images [B, 3, H, W] (H, W multiples of the patch size) -> a tuple with, for each entry of
-``out_indices``, the output of that block as a map [B, C, H/p, W/p] (``with_fpn``: the four
-maps re-scaled by the simple FPN to strides p/4, p/2, p, 2p), float32 unless the whole model runs
-in bf16 (DeepSpeed bf16). ``pretrained`` (any format
+Contract: images [B, 3, H, W] of any size (padded to the patch inside the core model) -> a tuple
+with, for each entry of ``out_indices``, the output of that block as a map [B, C, ceil(H/p), ceil(W/p)]
+(``with_fpn``: the four maps re-scaled by the simple FPN to strides p/4, p/2, p, 2p). ``pretrained`` (any format
 ``internvl.checkpoint`` reads) is loaded by ``init_weights()``, which mmengine's runner calls.
 
 ``frozen``: the ViT stays in eval mode (re-applied by ``train()``), requires no gradient and so is
@@ -12,8 +11,11 @@ left out of the optimizer; the FPN stays trainable.
 ``backbone_dtype='bfloat16'``: the ViT computes in bf16 while the FPN and heads run in fp32, as the
 published recipes did. A frozen ViT is stored in bf16 (the cast is applied after the weights are
 loaded, by ``init_weights`` or any ``load_state_dict``, never at build); a trained one keeps fp32
-weights and runs under autocast. When a strategy casts the whole model (DeepSpeed bf16), the
-features keep the model's dtype instead.
+weights and runs under autocast.
+
+Precision policy: the strategy or optimizer wrapper decides the dtype of the FPN and heads (fp32, or
+bf16 when DeepSpeed's bf16 casts the whole model); the backbone follows what consumes its features:
+``cast_to_consumer`` gives the FPN its own dtype here, and the heads theirs in the segmentor.
 """
 from typing import Optional, Sequence, Union
 
@@ -22,6 +24,8 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from internvl.models import InternViT, SimpleFPN
+
+from ..utils import cast_to_consumer
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
@@ -72,12 +76,13 @@ class InternViTBackbone(BaseModule):
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         weight_dtype = self.vit.pos_embed.dtype
-        mixed = self.backbone_dtype != torch.float32
+        # fp32 weights computing in backbone_dtype: autocast; weights already in a low precision compute in it
         autocast = torch.autocast(inputs.device.type, dtype=self.backbone_dtype,
-                                  enabled=mixed and weight_dtype == torch.float32)
+                                  enabled=self.backbone_dtype != torch.float32 and weight_dtype == torch.float32)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen), autocast:
             features = self.vit(inputs.to(weight_dtype))
-        # fp32 heads behind a bf16 backbone; otherwise the model's own dtype (bf16 under DeepSpeed bf16)
-        out_dtype = torch.float32 if mixed else weight_dtype
-        features = tuple(f.to(out_dtype) for f in features)
-        return self.fpn(features) if self.fpn is not None else features
+        return self.fpn(cast_to_consumer(features, self.fpn)) if self.fpn is not None else features
+
+    @property
+    def patch_size(self) -> int:
+        return self.vit.patch_size

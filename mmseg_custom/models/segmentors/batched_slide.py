@@ -5,18 +5,40 @@ image-sized sum through a zero-padded copy of the whole image ([B, classes, H, W
 Here every crop of every image in the batch is gathered first and encoded ``test_cfg.crop_batch_size``
 at a time (default 8), and each crop's logits are added in place into its window; the sum is divided
 by the number of windows covering each pixel, exactly as mmseg does, so the result is the same.
+
+Two more things every InternViT segmentor needs: the features reach the neck or decode head in that
+module's dtype (``cast_to_consumer``: the precision policy), and an input whose sides are not
+multiples of the backbone's patch (a crop of an image smaller than the crop size, any whole-inference
+size) is padded at the bottom / right and its logits are cropped back, so they align with the image.
 """
 import torch
+import torch.nn.functional as F
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from internvl.utils.sliding import slide_windows
 
+from ..utils import cast_to_consumer
+
 
 @MODELS.register_module()
 class BatchedSlideEncoderDecoder(EncoderDecoder):
     """``EncoderDecoder`` with batched slide inference (``test_cfg.crop_batch_size``)."""
+
+    def extract_feat(self, inputs: Tensor) -> list[Tensor]:
+        features = cast_to_consumer(self.backbone(inputs), self.neck if self.with_neck else self.decode_head)
+        return self.neck(features) if self.with_neck else list(features)
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: list[dict]) -> Tensor:
+        height, width = inputs.shape[-2:]
+        patch = getattr(self.backbone, 'patch_size', 1)
+        pad_h, pad_w = -height % patch, -width % patch
+        if not pad_h and not pad_w:
+            return super().encode_decode(inputs, batch_img_metas)
+        padded = F.pad(inputs, (0, pad_w, 0, pad_h))
+        metas = [dict(meta, img_shape=padded.shape[2:]) for meta in batch_img_metas]
+        return super().encode_decode(padded, metas)[..., :height, :width]
 
     def slide_inference(self, inputs: Tensor, batch_img_metas: list[dict]) -> Tensor:
         batch_size, _, height, width = inputs.shape
