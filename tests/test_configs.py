@@ -27,11 +27,15 @@ FEW_SHOT = {1: (80000, 1500), 2: (40000, 800), 4: (20000, 400), 8: (10000, 200),
 
 def parse_name(path: Path, with_strategy: bool = False):
     m = re.fullmatch(r'(linear|upernet)_(internvit-[\w-]+?)(-frozen)?_8xb2-(\d+)k_ade20k(?:-1of(\d+))?-504x504'
-                     r'(?:_ds-zero(\d)(-bf16)?(-offload)?)?\.py', path.name)
+                     r'(?:_ds-zero(\d)(-bf16|-amp)?(-offload)?)?\.py', path.name)
     assert m, f'{path.name} does not follow {{head}}_{{backbone}}_{{gpus}}xb{{batch}}-{{schedule}}_{{dataset}}-{{crop}}'
-    head, arch, frozen, kiters, fraction, stage, bf16, offload = m.groups()
+    head, arch, frozen, kiters, fraction, stage, precision, offload = m.groups()
     parsed = (head, arch, bool(frozen), int(kiters) * 1000, int(fraction or 1))
-    return parsed + ((int(stage) if stage else None, bool(bf16), bool(offload)),) if with_strategy else parsed
+    if not with_strategy:
+        return parsed
+    if stage is None and not frozen:  # every recipe that trains the backbone: DeepSpeed ZeRO-1 in bf16
+        stage, precision = 1, '-bf16'
+    return parsed + ((int(stage) if stage else None, precision == '-bf16', bool(offload)),)
 
 
 def test_every_published_row_has_a_config():

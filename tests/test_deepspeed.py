@@ -164,30 +164,6 @@ def test_released_checkpoint_evaluates_like_the_run(zero2_two_processes, data, t
     assert miou == pytest.approx(last_val_miou(zero2_two_processes), abs=0.01)
 
 
-def test_planner_agrees_with_deepspeed_estimators_for_the_6b_model():
-    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
-    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
-    from internvl import build_on_meta
-    from mmengine_custom.memory import model_state_bytes
-    model = build_on_meta('internvit-6b-224px')
-    total = sum(p.numel() for p in model.parameters())
-    largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
-    for gpus_per_node, nodes in ((8, 1), (8, 2), (1, 1)):
-        gpus = gpus_per_node * nodes
-        for offload in (False, True):
-            cpu, gpu = estimate_zero2_model_states_mem_needs(total, gpus_per_node, nodes, cpu_offload=offload)
-            ours = model_state_bytes(total, total, 2, gpus, offload, gpus_per_node)
-            assert ours.gpu_total == pytest.approx(gpu, abs=1)
-            if offload:
-                assert ours.cpu == pytest.approx(cpu, abs=1)
-            cpu3, gpu3, _ = estimate_zero3_model_states_mem_needs(total, largest, gpus_per_node, nodes,
-                                                                  cpu_offload=offload, cpu_offload_params=False)
-            ours3 = model_state_bytes(total, total, 3, gpus, offload, gpus_per_node, largest)
-            assert ours3.gpu_total == pytest.approx(gpu3, abs=1)
-            if offload:
-                assert ours3.cpu == pytest.approx(cpu3, abs=1)
-
-
 @pytest.mark.slow
 def test_head_tuning_keeps_a_frozen_bf16_backbone_beside_fp32_heads(data, tmp_path):
     """The head-tuning recipe's precision under ZeRO-1: DeepSpeed optimizes the fp32 FPN and heads only."""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/dist_train.sh CONFIG GPUS [train.py args...]; NNODES, NODE_RANK, PORT, MASTER_ADDR as usual.
-# Without GPUs it runs GPUS processes on the CPU (gloo).
+# Without GPUs: tools/dist_train.sh CONFIG 2 --cpu runs 2 processes on the CPU (gloo).
+# Python: $PYTHON, else the project's .venv, else python (tools/python_env.sh).
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
@@ -8,6 +9,6 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PYTHONPATH="$ROOT:$PYTHONPATH" \
-"${PYTHON:-python}" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
+source "$ROOT/tools/python_env.sh"
+"$PYTHON" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" --master_port="$PORT" "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "${@:3}"

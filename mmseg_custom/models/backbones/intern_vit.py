@@ -17,6 +17,7 @@ Precision policy: the strategy or optimizer wrapper decides the dtype of the FPN
 bf16 when DeepSpeed's bf16 casts the whole model); the backbone follows what consumes its features:
 ``cast_to_consumer`` gives the FPN its own dtype here, and the heads theirs in the segmentor.
 """
+from contextlib import nullcontext
 from typing import Optional, Sequence, Union
 
 import torch
@@ -77,8 +78,8 @@ class InternViTBackbone(BaseModule):
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         weight_dtype = self.vit.pos_embed.dtype
         # fp32 weights computing in backbone_dtype: autocast; weights already in a low precision compute in it
-        autocast = torch.autocast(inputs.device.type, dtype=self.backbone_dtype,
-                                  enabled=self.backbone_dtype != torch.float32 and weight_dtype == torch.float32)
+        mixed = self.backbone_dtype != torch.float32 and weight_dtype == torch.float32
+        autocast = torch.autocast(inputs.device.type, dtype=self.backbone_dtype) if mixed else nullcontext()
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen), autocast:
             features = self.vit(inputs.to(weight_dtype))
         return self.fpn(cast_to_consumer(features, self.fpn)) if self.fpn is not None else features
