@@ -51,10 +51,10 @@ def test_every_format_reproduces_transformers(formats, case):
 def test_arch_is_read_from_the_checkpoint(formats, case):
     variant, paths, images, expected = formats
     arch = read_checkpoint_arch(paths[case])
-    want = our_arch(variant)
-    if case == 'timm .pth':  # no config: inferred from shapes; layer-scale init is not in the weights
-        want['layer_scale_init'] = arch['layer_scale_init']
-    assert arch == want
+    # the timm .pth has no config: its arch is inferred from the shapes, and the head count and
+    # layer-scale init (not in the weights) come from the preset of the same width and norm, which for
+    # the tiny presets are the values of our_arch too
+    assert arch == our_arch(variant)
     model = InternViT.from_pretrained(str(paths[case]), out_indices=[2]).eval()
     with torch.no_grad():
         assert rel_err(model(images)[0], expected[2]) < 1e-4
@@ -138,6 +138,11 @@ def test_patch_kernel_of_another_size_is_resized(tmp_path):
     load_pretrained(dst, path)
     assert dst.patch_embed.proj.weight.shape == (64, 3, 16, 16)
     torch.testing.assert_close(dst.blocks[2].mlp.fc2.weight, src.blocks[2].mlp.fc2.weight)
+    # the loaded kernel gives a 14 -> 16 up-sampled patch the token the 14px kernel gives the patch
+    patch = torch.randn(3, 3, 14, 14)
+    up = torch.nn.functional.interpolate(patch, size=(16, 16), mode='bilinear', align_corners=False, antialias=True)
+    with torch.no_grad():
+        torch.testing.assert_close(dst.patch_embed.proj(up), src.patch_embed.proj(patch), rtol=1e-4, atol=1e-4)
 
 
 # --- error paths ----------------------------------------------------------------------------------
@@ -224,6 +229,24 @@ def test_mmengine_checkpoint_with_pickled_meta(tmp_path):
     load_pretrained(model, path)
     for key, value in vit.state_dict().items():
         torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_from_pretrained_with_an_explicit_arch_needs_no_inference(tmp_path):
+    """A width no preset has: from_pretrained(path, arch=...) loads it (inference would fail)."""
+    arch = {**our_arch('rms'), 'embed_dims': 48, 'num_heads': 4}
+    src = InternViT(arch)
+    torch.save(src.state_dict(), tmp_path / 'odd.pth')
+    model = InternViT.from_pretrained(str(tmp_path / 'odd.pth'), arch=arch)
+    torch.testing.assert_close(model.pos_embed, src.pos_embed, rtol=0, atol=0)
+
+
+def test_convert_checks_the_keys_against_the_arch(tmp_path):
+    """A checkpoint missing a block, converted with an explicit arch: an error naming the keys, nothing written."""
+    sd = InternViT('internvit-tiny-rms').state_dict()
+    torch.save({k: v for k, v in sd.items() if not k.startswith('blocks.2.')}, tmp_path / 'short.pth')
+    with pytest.raises(CheckpointError, match=r"missing keys \['blocks\.2\.attn\.k_norm\.weight'"):
+        convert_checkpoint(tmp_path / 'short.pth', tmp_path / 'out.safetensors', arch=our_arch('rms'))
+    assert not (tmp_path / 'out.safetensors').exists()
 
 
 def test_infer_arch_needs_a_known_width(tmp_path):

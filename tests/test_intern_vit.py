@@ -37,6 +37,51 @@ def test_matches_transformers(variant, size):
         assert rel_err(o, e) < 1e-4
 
 
+@pytest.mark.parametrize('variant', ['rms', 'ln'])
+@pytest.mark.parametrize('with_cp', [False, True])
+def test_training_path_matches_transformers_outputs_and_gradients(variant, with_cp):
+    """With autograd recording (the training path: F.linear, no in-place norms), block outputs and every
+    parameter's gradient equal transformers' (its q/k/v gradients stacked as our qkv)."""
+    from internvl.checkpoint import convert_transformers
+    ref = make_reference(variant).train()
+    model = load_from_reference(ref, variant).train()
+    model.with_cp = with_cp
+    images = torch.randn(2, 3, 70, 56, generator=torch.Generator().manual_seed(2))
+    ours = model(images)
+    hidden = ref(images, output_hidden_states=True).hidden_states[1:]
+    expected = [t[:, 1:].transpose(1, 2).reshape(2, -1, 5, 4) for t in hidden]
+    for o, e in zip(ours, expected):
+        assert rel_err(o.detach(), e.detach()) < 1e-4
+    weights = [torch.randn(o.shape, generator=torch.Generator().manual_seed(i)) for i, o in enumerate(ours)]
+    sum((o * w).sum() for o, w in zip(ours, weights)).backward()
+    sum((e * w).sum() for e, w in zip(expected, weights)).backward()
+    ref_grads = convert_transformers({k: p.grad for k, p in ref.named_parameters() if p.grad is not None})
+    for name, p in model.named_parameters():
+        assert rel_err(p.grad, ref_grads[name]) < 1e-4, name
+
+
+def test_cpu_fast_path_keeps_autocast_and_falls_back_when_the_op_changes(monkeypatch):
+    from internvl.models import layers
+    layer = torch.nn.Linear(16, 32)
+    x = torch.randn(4, 16)
+    with torch.no_grad():
+        for gelu in (False, True):  # the oneDNN path (when present) equals F.linear (+ GELU)
+            expected = torch.nn.functional.linear(x, layer.weight, layer.bias)
+            expected = torch.nn.functional.gelu(expected) if gelu else expected
+            torch.testing.assert_close(layers.linear(x, layer, gelu), expected)
+        with torch.autocast('cpu', dtype=torch.bfloat16):  # autocast picks bf16, as F.linear does
+            assert layers.linear(x, layer).dtype == torch.bfloat16
+            assert layers.linear(x, layer, gelu=True).dtype == torch.bfloat16
+
+    class Changed:  # the private op with another signature
+        @property
+        def default(self):
+            return lambda *args: (_ for _ in ()).throw(TypeError('unexpected arguments'))
+
+    monkeypatch.setattr(torch.ops.mkldnn, '_linear_pointwise', Changed())
+    assert layers._find_onednn_linear() is None
+
+
 def test_out_indices_order_negative_and_early_stop():
     model = InternViT('internvit-tiny-rms', out_indices=[2, -3]).eval()
     images = torch.randn(1, 3, 56, 56)

@@ -224,7 +224,7 @@ def arch_from_config(config: dict, source: str) -> dict[str, Any]:
 
 def infer_arch(state_dict: StateDict, presets: dict[str, dict], source: str) -> dict[str, Any]:
     """Arch of a canonical state dict from its shapes; the head count (which shapes do not show) and the
-    layer-scale init come from the preset of the same width."""
+    layer-scale init come from a preset of the same width, of the same norm type when there is one."""
     try:
         dims = state_dict['cls_token'].shape[-1]
         kernel = state_dict['patch_embed.proj.weight'].shape[-1]
@@ -233,14 +233,16 @@ def infer_arch(state_dict: StateDict, presets: dict[str, dict], source: str) -> 
         hidden = state_dict['blocks.0.mlp.fc1.weight'].shape[0]
     except (KeyError, ValueError) as e:
         raise CheckpointError(f'{source}: cannot infer the architecture, entry {e} is missing') from e
-    same_width = [p for p in presets.values() if p['embed_dims'] == dims]
+    norm_type = 'ln' if 'blocks.0.norm1.bias' in state_dict else 'rms'
+    same_width = sorted((p for p in presets.values() if p['embed_dims'] == dims),
+                        key=lambda p: p['norm_type'] != norm_type)
     if not same_width:
         raise CheckpointError(f'{source}: no config.json and no preset of width {dims}, so the number of '
                               f'heads is unknown; give the arch explicitly')
     grid = round(positions ** 0.5)
     return dict(
         embed_dims=dims, num_layers=layers, num_heads=same_width[0]['num_heads'], mlp_ratio=hidden / dims,
-        norm_type='ln' if 'blocks.0.norm1.bias' in state_dict else 'rms',
+        norm_type=norm_type,
         qk_norm='blocks.0.attn.q_norm.weight' in state_dict,
         qkv_bias='blocks.0.attn.qkv.bias' in state_dict,
         layer_scale_init=same_width[0]['layer_scale_init'], patch_size=kernel, img_size=grid * kernel)
