@@ -186,6 +186,7 @@ def test_batchnorm_heads_release_evaluates_like_the_two_process_run(data, tmp_pa
     work = tmp_path / 'bn'
     train(work, data, 'train_cfg.max_iters=40', 'train_cfg.val_interval=40', 'default_hooks.checkpoint.interval=40',
           'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+          'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
           'param_scheduler.0.end=5', processes=2, config=DEMO_DS)
     validated = last_val_miou(work)
     released = release_and_test(work / 'iter_40.pth', tmp_path / 'released.pth', DEMO_DS, data, tmp_path / 'test')

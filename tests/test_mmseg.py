@@ -96,6 +96,32 @@ def test_batched_slide_inference_equals_mmseg(registry):
                                    theirs.slide_inference(images, [dict(m) for m in metas]), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize('mode', ['whole', 'slide'])
+def test_any_image_size_through_whole_and_slide_inference(registry, mode):
+    """Sizes that are not multiples of the patch, and a side under the crop (a 4:1 panorama at a 56px
+    crop): predictions of the image's own size, each crop's logits those of the crop padded to the patch
+    and cropped back."""
+    from mmengine.config import ConfigDict
+    from mmseg.structures import SegDataSample
+    cfg = ConfigDict(
+        type='BatchedSlideEncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor'),
+        backbone=dict(type='InternViT', arch='internvit-tiny-ln', out_indices=[0, 1, 2, 2], with_fpn=True),
+        decode_head=dict(type='UPerHead', in_channels=[64] * 4, in_index=[0, 1, 2, 3], channels=16,
+                         num_classes=5, norm_cfg=dict(type='BN')),
+        test_cfg=dict(mode=mode, crop_size=(56, 56), stride=(42, 42)))
+    model = registry.build(cfg).eval()
+    for height, width in ((45, 180), (61, 57), (13, 29)):
+        images = torch.randn(1, 3, height, width)
+        meta = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width))
+        with torch.no_grad():
+            result = model.predict(images, [SegDataSample(metainfo=meta)])[0]
+            assert result.pred_sem_seg.data.shape == (1, height, width)
+            padded = torch.nn.functional.pad(images, (0, -width % 14, 0, -height % 14))
+            by_hand = model.encode_decode(padded, [dict(meta, img_shape=padded.shape[2:])])
+            torch.testing.assert_close(model.encode_decode(images, [meta]), by_hand[..., :height, :width])
+
+
 def test_frozen_bf16_backbone_stays_bit_identical_while_heads_train(registry, tmp_path):
     from mmengine.hooks import Hook
     from mmengine.runner import Runner

@@ -3,7 +3,7 @@ InternViT-6B segmentation recipes).
 
 Inputs: four maps [B, C, H, W] at the patch stride s (14 for InternViT). Outputs, in order:
 up x4 (ConvTranspose2d, LayerNorm + GELU, ConvTranspose2d) at s/4, up x2 (ConvTranspose2d) at s/2,
-identity at s, down x2 (max-pool) at 2s: strides 3.5 / 7 / 14 / 28 for patch 14.
+identity at s, down x2 (max-pool, ceil mode) at 2s: strides 3.5 / 7 / 14 / 28 for patch 14.
 """
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,8 @@ class SimpleFPN(nn.Module):
             nn.ConvTranspose2d(channels, channels, 2, 2), LayerNorm2d(channels, eps=1e-6), nn.GELU(),
             nn.ConvTranspose2d(channels, channels, 2, 2))
         self.up2 = nn.ConvTranspose2d(channels, channels, 2, 2)
-        self.down2 = nn.MaxPool2d(2, 2)
+        # ceil: an odd grid keeps its last row / column (and a 1-cell map stays 1 cell), as the padded input does
+        self.down2 = nn.MaxPool2d(2, 2, ceil_mode=True)
 
     def forward(self, features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         if len(features) != 4:

@@ -4,13 +4,16 @@
    same weights, at one shared config (interleaved runs, medians);
 2. achieved GFLOP/s of our forward against a measured fp32 matmul peak (best of square products
    1024..4096, each the median of several repeats);
-3. activation memory of one training step (peak minus what was held before the forward) with and
+3. a training step (forward + backward of every parameter, fp32) of ours against transformers' with
+   the same weights (interleaved runs, medians);
+4. activation memory of one training step (peak minus what was held before the forward) with and
    without ``with_cp``.
 
     python tools/analysis/benchmark_backbone.py [--width 1024 --depth 8 --batch 8 --img 224]
 """
 import argparse
 import os
+from typing import Callable
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
@@ -77,7 +80,23 @@ def main() -> None:
           f'{reference_flops / 1e9:.1f} G')
     print(f'  ours: {flops / 1e9:.1f} GFLOP per forward -> {achieved:.1f} GFLOP/s = {achieved / peak:.1%} of peak')
 
-    print(f'\n[3] training step memory, depth {args.depth} (peak - before includes the gradients, '
+    print(f'\n[3] training step (forward + backward, fp32, batch {args.batch}, interleaved, median of '
+          f'{args.repeats})')
+    reference.train()
+    ours.train()
+
+    def step(model: torch.nn.Module, forward: Callable[[], torch.Tensor]) -> Callable[[], None]:
+        def run() -> None:
+            model.zero_grad(set_to_none=True)
+            forward().square().mean().backward()
+        return run
+
+    train_times = interleaved_times({
+        'transformers': step(reference, lambda: reference(images).last_hidden_state[:, 1:]),
+        'ours': step(ours, lambda: ours(images)[0])}, args.repeats)
+    print_rates(train_times, args.batch, 'images/s', baseline='transformers', candidate='ours')
+
+    print(f'\n[4] training step memory, depth {args.depth} (peak - before includes the gradients, '
           f'{sum(p.numel() for p in ours.parameters()) * 4 / 2**20:.0f} MiB)')
     ours.train()
     for batch in args.mem_batch:
