@@ -9,13 +9,19 @@ On the CPU the element-wise work between the matrix products costs as much in me
 residual add, layer scale and stochastic depth are one ``addcmul``; RMSNorm reduces with a fused
 vector norm; and where autograd records nothing (inference, a frozen backbone) the weight of the
 norm is applied in place and fp32 linear layers run through oneDNN's matmul with the GELU fused in
-(``linear``), which on these machines' CPUs is about 20% faster than the default BLAS path.
+(``linear``) on CPUs where that is faster than the default BLAS path (measured once per process: about
+20% faster on some of these machines' CPUs, as much slower on others).
 """
+import functools
+import logging
+import time
 from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+logger = logging.getLogger(__name__)
 
 
 def _recorded(*tensors: torch.Tensor) -> bool:
@@ -24,9 +30,9 @@ def _recorded(*tensors: torch.Tensor) -> bool:
 
 
 def _find_onednn_linear() -> Optional[Callable]:
-    """oneDNN's fused linear (+ GELU) op, or None. It is private to torch: its signature is checked once
-    here, on a small input against ``F.linear`` + GELU, and any change (missing op, other arguments,
-    other result) makes ``linear`` use ``F.linear`` everywhere instead."""
+    """oneDNN's fused linear (+ GELU) op, or None. It is private to torch: its signature is checked here,
+    on a small input against ``F.linear`` + GELU, and any change (missing op, other arguments, other
+    result) makes ``linear`` use ``F.linear`` everywhere instead."""
     try:
         if not torch.backends.mkldnn.is_available():
             return None
@@ -43,19 +49,77 @@ def _find_onednn_linear() -> Optional[Callable]:
         return None
 
 
-_ONEDNN_LINEAR = _find_onednn_linear()
+def _faster_than_aten(op: Callable, tokens: int = 2048, width: int = 1024, repeats: int = 3) -> bool:
+    """Whether ``op`` multiplies a ViT-sized product faster than aten's BLAS on this CPU (medians of
+    ``repeats``): oneDNN wins by about 20% on some CPUs and loses by as much on others."""
+    x, w = torch.randn(tokens, width), torch.randn(width, width)
+    timings = {}
+    with torch.no_grad():
+        for name, fn in (('aten', lambda: F.linear(x, w)), ('onednn', lambda: op(x, w, None, 'none', [], ''))):
+            fn()
+            runs = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn()
+                runs.append(time.perf_counter() - start)
+            timings[name] = sorted(runs)[repeats // 2]
+    return timings['onednn'] < timings['aten']
+
+
+@functools.cache
+def onednn_linear() -> Optional[Callable]:
+    """The oneDNN op when it is intact (``_find_onednn_linear``) and faster here; decided once, at the
+    first inference-path call, and logged."""
+    op = _find_onednn_linear()
+    if op is not None and not _faster_than_aten(op):
+        op = None
+    logger.info('InternViT CPU inference linear layers: %s', 'oneDNN (fused GELU)' if op else "aten's BLAS")
+    return op
 
 
 def linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False) -> torch.Tensor:
     """``layer(x)``, then exact GELU if ``gelu``. Without autograd and outside autocast, fp32 on the CPU
-    goes through oneDNN's matmul (GELU fused into it); that op has no backward, and autocast must pick
-    the dtype itself, so training and autocast use ``F.linear``."""
-    if (_ONEDNN_LINEAR is not None and x.device.type == 'cpu' and x.dtype == torch.float32
-            and layer.weight.dtype == torch.float32 and not _recorded(x, layer.weight)
-            and not torch.is_autocast_enabled('cpu')):
-        return _ONEDNN_LINEAR(x, layer.weight, layer.bias, 'gelu' if gelu else 'none', [], 'none' if gelu else '')
+    goes through oneDNN's matmul (GELU fused into it) where that is faster; that op has no backward,
+    and autocast must pick the dtype itself, so training and autocast use ``F.linear``."""
+    if (x.device.type == 'cpu' and x.dtype == torch.float32 and layer.weight.dtype == torch.float32
+            and not _recorded(x, layer.weight) and not torch.is_autocast_enabled('cpu')
+            and onednn_linear() is not None):
+        return onednn_linear()(x, layer.weight, layer.bias, 'gelu' if gelu else 'none', [],
+                               'none' if gelu else '')
     out = F.linear(x, layer.weight, layer.bias)
     return F.gelu(out) if gelu else out
+
+
+def _inv_rms(xf: torch.Tensor, eps: float) -> torch.Tensor:
+    """1 / sqrt(mean(x^2) + eps) over the last dimension of fp32 ``xf``: [..., 1], from the fused 2-norm
+    (no full-size temporaries)."""
+    return torch.rsqrt(torch.linalg.vector_norm(xf, dim=-1, keepdim=True).square() / xf.shape[-1] + eps)
+
+
+class _RMSNormFunction(torch.autograd.Function):
+    """RMSNorm with a hand-written backward: it keeps the input and the [..., 1] inverse RMS (not the
+    normalised tensor) and computes the input gradient in three fused passes,
+    ``dx = inv_rms * (g*w - x_hat * mean(g*w * x_hat))``, where autograd's chain of the forward's
+    element-wise ops takes about twice as many."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        inv_rms = _inv_rms(x.float(), eps)
+        ctx.save_for_backward(x, weight, inv_rms)
+        return (x.float() * inv_rms).to(x.dtype) * weight
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor], None]:
+        x, weight, inv_rms = ctx.saved_tensors
+        x_hat = x.float() * inv_rms
+        grad_weight = None
+        if ctx.needs_input_grad[1]:
+            grad_weight = (grad * x_hat.to(x.dtype)).reshape(-1, weight.shape[0]).sum(0).to(weight.dtype)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            g = grad.float() * weight.float()
+            grad_x = torch.addcmul(g, x_hat, (g * x_hat).mean(-1, keepdim=True), value=-1).mul_(inv_rms).to(x.dtype)
+        return grad_x, grad_weight, None
 
 
 class RMSNorm(nn.Module):
@@ -67,13 +131,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        # mean(x^2) from the fused 2-norm: [..., 1], no full-size temporaries
-        inv_rms = torch.rsqrt(torch.linalg.vector_norm(xf, dim=-1, keepdim=True).square() / x.shape[-1]
-                              + self.eps)
-        normed = (xf * inv_rms).to(x.dtype)
-        if _recorded(normed, self.weight):
-            return normed * self.weight
+        if _recorded(x, self.weight):
+            return _RMSNormFunction.apply(x, self.weight, self.eps)
+        normed = (x.float() * _inv_rms(x.float(), self.eps)).to(x.dtype)
         return normed.mul_(self.weight.to(normed.dtype))  # bf16 activations under autocast, fp32 weight
 
     def extra_repr(self) -> str:

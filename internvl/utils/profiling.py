@@ -49,15 +49,16 @@ def matmul_peak_gflops(sizes: Iterable[int] = (1024, 2048, 3072, 4096),
     """Best fp32 rate of the square products ``n x n @ n x n`` in GFLOP/s, each the median of
     ``repeats`` runs, through both matmul back-ends the model may use (aten's BLAS and oneDNN), so
     that the peak is the best this machine reaches, not the slower library's."""
-    from internvl.models.layers import _ONEDNN_LINEAR
+    from internvl.models.layers import _find_onednn_linear
+    onednn = _find_onednn_linear()
     rates: dict[str, dict[int, float]] = {'aten mm': {}}
-    if _ONEDNN_LINEAR is not None:
+    if onednn is not None:
         rates['oneDNN'] = {}
     for n in sizes:
         a, b = torch.randn(n, n), torch.randn(n, n)
         candidates = {'aten mm': lambda: a @ b}
-        if _ONEDNN_LINEAR is not None:
-            candidates['oneDNN'] = lambda: _ONEDNN_LINEAR(a, b, None, 'none', [], '')
+        if onednn is not None:
+            candidates['oneDNN'] = lambda: onednn(a, b, None, 'none', [], '')
         for name, seconds in interleaved_times(candidates, repeats).items():
             rates[name][n] = 2 * n ** 3 / median(seconds) / 1e9
     return max(max(r.values()) for r in rates.values()), rates

@@ -93,7 +93,7 @@ def main() -> None:
 
     train_times = interleaved_times({
         'transformers': step(reference, lambda: reference(images).last_hidden_state[:, 1:]),
-        'ours': step(ours, lambda: ours(images)[0])}, args.repeats)
+        'ours': step(ours, lambda: ours(images)[0])}, args.repeats, inference=False)
     print_rates(train_times, args.batch, 'images/s', baseline='transformers', candidate='ours')
 
     print(f'\n[4] training step memory, depth {args.depth} (peak - before includes the gradients, '
