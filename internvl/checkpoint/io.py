@@ -91,10 +91,6 @@ def allow_pickled_classes(classes: list) -> None:
     _ALLOWED_CLASSES.extend(c for c in classes if c not in _ALLOWED_CLASSES)
 
 
-def allowed_pickled_classes() -> list:
-    return list(_ALLOWED_CLASSES)
-
-
 class UnsafeCheckpointError(CheckpointError):
     """A pickled checkpoint that holds objects outside the allowlist (unpickling them could run code)."""
 
