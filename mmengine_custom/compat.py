@@ -59,10 +59,11 @@ def _has_gpu() -> bool:
 
 def _message_hub_getattr(obj: Any, name: str) -> Any:
     """``getattr`` as mmengine's message hub pickles it (``HistoryBuffer.statistics_methods`` holds the
-    class's own methods, pickled as ``getattr(HistoryBuffer, 'mean')``): public attributes of
+    class's own methods, pickled as ``getattr(HistoryBuffer, 'mean')``): those statistics methods of
     ``HistoryBuffer`` only. A plain ``getattr`` in the allowlist would let a pickle reach anything."""
     from mmengine.logging import HistoryBuffer
-    if obj is not HistoryBuffer or name.startswith('_'):
+    # the four built in (registered on first use) and any registered with HistoryBuffer.register_statistics
+    if obj is not HistoryBuffer or name not in {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}:
         raise pickle.UnpicklingError(f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
     return getattr(obj, name)
 

@@ -128,13 +128,14 @@ def test_mmengine_and_deepspeed_classes_load_but_nothing_else(tmp_path):
     # a getattr the message hub does not pickle (reaching past HistoryBuffer's public methods) is refused
     from mmengine.logging import HistoryBuffer
 
-    class Reach:
-        def __reduce__(self):
-            return getattr, (HistoryBuffer, '__init__')
+    for name in ('__init__', 'register_statistics'):
+        class Reach:
+            def __reduce__(self, name=name):
+                return getattr, (HistoryBuffer, name)
 
-    torch.save({'x': Reach()}, tmp_path / 'reach.pth')
-    with pytest.raises(Exception, match='not allowed'):
-        load_torch_file(tmp_path / 'reach.pth')
+        torch.save({'x': Reach()}, tmp_path / 'reach.pth')
+        with pytest.raises(Exception, match='not allowed'):
+            load_torch_file(tmp_path / 'reach.pth')
 
 
 def test_trusted_file_converts_with_an_explicit_opt_in(tmp_path):
