@@ -126,11 +126,11 @@ def parameter_counts(model: nn.Module) -> tuple[int, int, float, float, int]:
             mean_bytes(frozen), largest)
 
 
-def training_precision(model: nn.Module, stage: int, half: bool) -> Precision:
-    """Bytes per parameter in training: DeepSpeed half precision casts everything to 2 bytes and keeps
-    16 of optimizer state; otherwise each parameter keeps its own dtype, and the optimizer holds 16
-    bytes under ZeRO (fp32 master copy and gradient partition) or 8 (Adam m and v) without it."""
-    _, _, trainable_bytes, frozen_bytes, _ = parameter_counts(model)
+def training_precision(trainable_bytes: float, frozen_bytes: float, stage: int, half: bool) -> Precision:
+    """Bytes per parameter in training, from the model's own (``parameter_counts``): DeepSpeed half
+    precision casts everything to 2 bytes and keeps 16 of optimizer state; otherwise each parameter
+    keeps its own dtype, and the optimizer holds 16 bytes under ZeRO (fp32 master copy and gradient
+    partition) or 8 (Adam m and v) without it."""
     if half:
         return Precision(2, 2, 2, 16, name='bf16 (DeepSpeed)')
     name = 'fp32' if trainable_bytes == 4 else f'{trainable_bytes:g} B/weight'
@@ -243,8 +243,8 @@ def plan_config(cfg: Any, gpus: int = 8, gpu_mem: float = 80, gpus_per_node: int
         model = MODELS.build(cfg.model)
     if hasattr(model.backbone, '_apply_backbone_dtype'):
         model.backbone._apply_backbone_dtype()  # a frozen backbone is stored in backbone_dtype once loaded
-    trainable, frozen, _, _, largest = parameter_counts(model)
-    precision = training_precision(model, stage, half)
+    trainable, frozen, trainable_bytes, frozen_bytes, largest = parameter_counts(model)
+    precision = training_precision(trainable_bytes, frozen_bytes, stage, half)
     states = model_state_bytes(trainable, frozen, stage, gpus, precision, offload, gpus_per_node, largest, buckets)
     key = repr(depth_reduced(cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else cfg.model, 1))
     cache = activation_cache if activation_cache is not None else {}
