@@ -84,10 +84,10 @@ def checkpoint_classes() -> list:
     return classes
 
 
-def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
-    """mmengine's loader for local files, without unpickling code: pickles through ``load_torch_file``,
-    safetensors files as ``{'state_dict': tensors, 'meta': ...}`` (a DeepSpeed release keeps the run's meta
-    as JSON in the metadata)."""
+def load_local_checkpoint(filename: str, map_location: Any = None, mmap: bool = False) -> Any:
+    """mmengine's loader for local files, without unpickling code: pickles through ``load_torch_file``
+    (memory-mapped with ``mmap``), safetensors files as ``{'state_dict': tensors, 'meta': ...}`` (a
+    DeepSpeed release keeps the run's meta as JSON in the metadata)."""
     from internvl.checkpoint import load_torch_file, read_weights
     filename = os.path.expanduser(filename)
     if not os.path.isfile(filename):
@@ -95,7 +95,7 @@ def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
     if filename.endswith('.safetensors'):
         state_dict, metadata, _ = read_weights(filename)
         return {'state_dict': state_dict, 'meta': json.loads(metadata['meta']) if 'meta' in metadata else metadata}
-    return load_torch_file(filename, map_location=map_location)
+    return load_torch_file(filename, map_location=map_location, mmap=mmap)
 
 
 @_once

@@ -96,7 +96,7 @@ def verify_checkpoint(cfg: Config, checkpoint: str) -> None:
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     with torch.device('meta'):
         model = MODELS.build(cfg.model)
-    ckpt = load_local_checkpoint(checkpoint, map_location='cpu')
+    ckpt = load_local_checkpoint(checkpoint, map_location='cpu', mmap=True)  # the runner reads it again
     state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     state_dict = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}  # as mmengine's loader
     check_state_dict(model.state_dict(), state_dict, f'{checkpoint} (for the model of the config)')

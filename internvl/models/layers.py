@@ -81,11 +81,12 @@ def linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False) -> torch.Tenso
     """``layer(x)``, then exact GELU if ``gelu``. Without autograd and outside autocast, fp32 on the CPU
     goes through oneDNN's matmul (GELU fused into it) where that is faster; that op has no backward,
     and autocast must pick the dtype itself, so training and autocast use ``F.linear``."""
+    op = None
     if (x.device.type == 'cpu' and x.dtype == torch.float32 and layer.weight.dtype == torch.float32
-            and not _recorded(x, layer.weight) and not torch.is_autocast_enabled('cpu')
-            and onednn_linear() is not None):
-        return onednn_linear()(x, layer.weight, layer.bias, 'gelu' if gelu else 'none', [],
-                               'none' if gelu else '')
+            and not _recorded(x, layer.weight) and not torch.is_autocast_enabled('cpu')):
+        op = onednn_linear()
+    if op is not None:
+        return op(x, layer.weight, layer.bias, 'gelu' if gelu else 'none', [], 'none' if gelu else '')
     out = F.linear(x, layer.weight, layer.bias)
     return F.gelu(out) if gelu else out
 
