@@ -17,8 +17,24 @@ from internvl.utils.dist import single_process_env
 from .compat import load_local_checkpoint
 
 
+TASKS = ('mmseg', 'mmdet')
+DATA_LAYOUTS = {
+    'mmseg': 'for ADE20K: the ADEChallengeData2016 folder with images/ and annotations/',
+    'mmdet': 'for COCO: the folder with annotations/instances_{train,val}2017.json, train2017/ and val2017/',
+}
+
+
 class DataRootError(FileNotFoundError):
     """A dataset folder that is not there; the message says where it was expected and how to point at it."""
+
+
+def config_task(cfg: Config) -> str:
+    """'mmseg' or 'mmdet': which OpenMMLab layer a config is for, from its ``default_scope``."""
+    scope = cfg.get('default_scope')
+    if scope not in TASKS:
+        raise ValueError(f"config default_scope={scope!r}: expected one of {list(TASKS)} (inherit "
+                         f"configs/_base_/default_runtime.py for segmentation, det_runtime.py for detection)")
+    return scope
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +80,9 @@ def _datasets(dataset_cfg: dict) -> list[dict]:
 
 
 def check_data_roots(cfg: Config, loaders: tuple[str, ...]) -> None:
-    """Fail early, naming the config key, when a dataset's folders or ann_file are missing."""
+    """Fail early, naming the config key, when a dataset's folders or annotation files (the dataset's
+    ``ann_file``, a COCO evaluator's ``ann_file``) are missing."""
+    layout = DATA_LAYOUTS.get(cfg.get('default_scope'), 'the dataset folder')
     for loader in loaders:
         if not cfg.get(loader):
             continue
@@ -76,16 +94,27 @@ def check_data_roots(cfg: Config, loaders: tuple[str, ...]) -> None:
             if not osp.isdir(root):
                 raise DataRootError(
                     f'{dataset.get("type", "dataset")} not found: {key} = {root!r} does not exist '
-                    f'(from {os.getcwd()}). Put the data there (for ADE20K: the ADEChallengeData2016 folder '
-                    f'with images/ and annotations/), or point at it with '
+                    f'(from {os.getcwd()}). Put the data there ({layout}), or point at it with '
                     f'--cfg-options {key}=/path/to/data (and the same for the other dataloaders).')
             for sub in (dataset.get('data_prefix') or {}).values():
                 if sub and not osp.isdir(osp.join(root, sub)):
-                    raise DataRootError(f'{key} = {root!r} has no folder {sub!r}: is it the right dataset root?')
+                    raise DataRootError(f'{key} = {root!r} has no folder {sub!r}: is it the right dataset root '
+                                        f'({layout})?')
             ann_file = dataset.get('ann_file')
             if ann_file and not osp.isfile(osp.join(root, ann_file)):
-                raise DataRootError(f'{loader}.dataset.ann_file: {osp.join(root, ann_file)} does not exist; '
-                                    f'few-shot lists are made by tools/make_fewshot_split.py')
+                hint = ('few-shot lists are made by tools/make_fewshot_split.py' if cfg.get('default_scope') == 'mmseg'
+                        else f'expected {layout}')
+                raise DataRootError(f'{loader}.dataset.ann_file: {osp.join(root, ann_file)} does not exist; {hint}')
+        _check_evaluator_files(cfg, loader.replace('dataloader', 'evaluator'))
+
+
+def _check_evaluator_files(cfg: Config, key: str) -> None:
+    evaluators = cfg.get(key) or []
+    for evaluator in evaluators if isinstance(evaluators, list) else [evaluators]:
+        ann_file = evaluator.get('ann_file')
+        if ann_file and not osp.isfile(ann_file):
+            raise DataRootError(f'{key}.ann_file: {ann_file} does not exist (it does not follow data_root: '
+                                f'set it too, --cfg-options {key}.ann_file=/path/to/annotations.json)')
 
 
 def verify_checkpoint(cfg: Config, checkpoint: str) -> None:

@@ -2,6 +2,6 @@
 ``custom_imports = dict(imports=['mmseg_custom'], allow_failed_imports=False)``."""
 import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner; optimizer constructors)
 
-from .models import BatchedSlideEncoderDecoder, InternViTBackbone, LinearProbeHead
+from .models import BatchedSlideEncoderDecoder, InternViTAdapter, InternViTBackbone, LinearProbeHead
 
-__all__ = ['BatchedSlideEncoderDecoder', 'InternViTBackbone', 'LinearProbeHead']
+__all__ = ['BatchedSlideEncoderDecoder', 'InternViTAdapter', 'InternViTBackbone', 'LinearProbeHead']

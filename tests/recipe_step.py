@@ -1,11 +1,15 @@
-"""One training step of each given config, shrunk to the CPU, in one process (for tests/test_precision.py):
+"""One training step of each given config, shrunk to the CPU, in one process (for tests/test_precision.py
+and tests/test_det_training.py):
 
     python tests/recipe_step.py DATA_ROOT WORK_ROOT CONFIG[::key=value;...] ...
 
-The recipe stays what it is (strategy, precision, frozen or trained backbone, layer decay, heads,
-with_cp, depth and taps), only smaller: InternViT of width 32 at the recipe's depth, heads of 16
-channels, crop 56 of the synthetic data, BatchNorm for SyncBN (which needs a GPU), gloo for DeepSpeed's
-process group. Prints ``STEP <name> loss=<value> backbone_changed=<bool> dtype=<features dtype>``."""
+DATA_ROOT holds the synthetic ADE20K-layout data in ade/ and the COCO-layout data in coco/. The recipe
+stays what it is (strategy, precision, frozen or trained backbone, layer decay, heads, with_cp, window
+attention, adapter interactions, depth and taps), only smaller: InternViT of width 32 at the recipe's
+depth, heads of 16 channels, crops of 56 (64 for the adapter) of the synthetic data, BatchNorm for
+SyncBN (which needs a GPU), gloo for DeepSpeed's process group; fp16, which DeepSpeed refuses on the
+CPU, becomes fp32 DeepSpeed with a bf16 backbone (mmcv's CPU RoIAlign takes fp32 only).
+Prints ``STEP <name> loss=<value> backbone_changed=<bool> dtype=<features dtype>``."""
 import sys
 import tempfile
 from contextlib import nullcontext
@@ -20,37 +24,79 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine_custom.runner import build_runner
 
-WIDTH, CHANNELS, CROP = 32, 16, 56
+WIDTH, CHANNELS, CROP, ADAPTER_CROP = 32, 16, 56, 64
+NORM = dict(type='BN', requires_grad=True)
+
+
+def shrink_backbone(backbone: dict, crop: int) -> None:
+    arch = resolve_arch(backbone.arch)
+    backbone.arch = dict(arch, embed_dims=WIDTH, num_heads=2, img_size=crop - crop % arch['patch_size'])
+    backbone.pretrained = None
+    if backbone.type == 'InternViTAdapter':
+        backbone.update(deform_num_heads=2, conv_inplane=8, norm_cfg=NORM)
+
+
+def shrink_cpu_run(cfg: Config, work_dir: str) -> None:
+    """Schedule of one iteration, no checkpoints; DeepSpeed on gloo, fp16 (GPUs only) as fp32 + bf16 backbone."""
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1, val_interval=100)
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint.update(interval=100, by_epoch=False, save_last=False, save_best=None)
+    cfg.default_hooks.logger.interval = 1
+    cfg.log_processor = dict(by_epoch=False)
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if cfg.get('strategy', {}).get('fp16'):
+        cfg.strategy.pop('fp16')
+        cfg.strategy.pop('inputs_to_half', None)
+        if cfg.model.backbone.get('backbone_dtype') == 'float16':
+            cfg.model.backbone.backbone_dtype = 'bfloat16'
+    cfg.launcher = 'none'
+    cfg.work_dir = work_dir
+
+
+def shrink_det(cfg: Config, data: str, work_dir: str) -> Config:
+    from mmdet_custom.datasets import CLASSES
+    shrink_backbone(cfg.model.backbone, ADAPTER_CROP)
+    model = cfg.model
+    model.neck.update(in_channels=[WIDTH] * 4, out_channels=CHANNELS)
+    model.rpn_head.update(in_channels=CHANNELS, feat_channels=CHANNELS)
+    roi = model.roi_head
+    roi.bbox_roi_extractor.out_channels = roi.mask_roi_extractor.out_channels = CHANNELS
+    roi.bbox_head.update(in_channels=CHANNELS, fc_out_channels=32, num_classes=len(CLASSES))
+    roi.mask_head.update(in_channels=CHANNELS, conv_out_channels=CHANNELS, num_classes=len(CLASSES))
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+                dict(type='Resize', scale=(ADAPTER_CROP, ADAPTER_CROP), keep_ratio=True), dict(type='PackDetInputs')]
+    cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    cfg.train_dataloader.dataset.update(data_root=f'{data}/coco/', pipeline=pipeline, metainfo=dict(classes=CLASSES))
+    cfg.val_dataloader = cfg.test_dataloader = cfg.val_cfg = cfg.test_cfg = cfg.val_evaluator = cfg.test_evaluator = None
+    shrink_cpu_run(cfg, work_dir)
+    return cfg
 
 
 def shrink(cfg: Config, data: str, work_dir: str) -> Config:
+    if cfg.default_scope == 'mmdet':
+        return shrink_det(cfg, data, work_dir)
     backbone = cfg.model.backbone
-    arch = resolve_arch(backbone.arch)
-    backbone.arch = dict(arch, embed_dims=WIDTH, num_heads=2, img_size=CROP)
-    backbone.pretrained = None
-    norm = dict(type='BN', requires_grad=True)
+    crop = ADAPTER_CROP if backbone.type == 'InternViTAdapter' else CROP
+    shrink_backbone(backbone, crop)
+    data = f'{data}/ade'
+    norm = NORM
     head = cfg.model.decode_head
-    head.update(in_channels=[WIDTH] * 4 if backbone.get('with_fpn') else WIDTH, norm_cfg=norm)
+    pyramid = backbone.get('with_fpn') or backbone.type == 'InternViTAdapter'
+    head.update(in_channels=[WIDTH] * 4 if pyramid else WIDTH, norm_cfg=norm)
     if 'channels' in head and head.type != 'LinearProbeHead':
         head.channels = CHANNELS
     if cfg.model.get('auxiliary_head'):
         cfg.model.auxiliary_head.update(in_channels=WIDTH, channels=CHANNELS, norm_cfg=norm)
-    cfg.model.data_preprocessor.size = (CROP, CROP)
-    cfg.model.test_cfg.update(crop_size=(CROP, CROP), stride=(42, 42))
+    cfg.model.data_preprocessor.size = (crop, crop)
+    cfg.model.test_cfg.update(crop_size=(crop, crop), stride=(42, 42))
     pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', reduce_zero_label=True),
-                dict(type='RandomCrop', crop_size=(CROP, CROP)), dict(type='PackSegInputs')]
+                dict(type='RandomCrop', crop_size=(crop, crop)), dict(type='PackSegInputs')]
     cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
     cfg.train_dataloader.dataset.update(data_root=data, pipeline=pipeline, ann_file='')
     for loader in ('val_dataloader', 'test_dataloader'):
         cfg[loader].update(num_workers=0, persistent_workers=False)
         cfg[loader].dataset.data_root = data
-    cfg.train_cfg.update(max_iters=1, val_interval=100)
-    cfg.param_scheduler = []
-    cfg.default_hooks.checkpoint.update(interval=100, save_last=False, save_best=None)
-    cfg.default_hooks.logger.interval = 1
-    cfg.env_cfg.dist_cfg.backend = 'gloo'
-    cfg.launcher = 'none'
-    cfg.work_dir = work_dir
+    shrink_cpu_run(cfg, work_dir)
     return cfg
 
 

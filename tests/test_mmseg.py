@@ -195,5 +195,16 @@ def test_trained_backbone_in_bf16_keeps_fp32_weights_and_hands_on_bf16_features(
 def test_bad_backbone_arguments(registry):
     with pytest.raises(ValueError, match="backbone_dtype='int8'"):
         registry.build(dict(type='InternViT', arch='internvit-tiny-rms', backbone_dtype='int8'))
-    with pytest.raises(ValueError, match='with_fpn=True needs 4 out_indices'):
-        registry.build(dict(type='InternViT', arch='internvit-tiny-rms', with_fpn=True, out_indices=[2]))
+    with pytest.raises(ValueError, match=r'with_fpn=True needs 1 out index .* or 4'):
+        registry.build(dict(type='InternViT', arch='internvit-tiny-rms', with_fpn=True, out_indices=[1, 2]))
+
+
+def test_with_fpn_from_one_block_gives_the_four_vitdet_scales(registry):
+    """ViTDet: one tapped block -> strides p/4, p/2, p, 2p (4, 8, 16, 32 for patch 16), embed_dims channels."""
+    arch = dict(embed_dims=64, num_layers=2, num_heads=4, mlp_ratio=4.0, norm_type='rms', qk_norm=True, qkv_bias=False,
+                layer_scale_init=0.1, patch_size=16, img_size=64)
+    backbone = registry.build(dict(type='InternViT', arch=arch, with_fpn=True, out_indices=[-1], window_size=2,
+                                   use_cls_token=False)).eval()
+    with torch.no_grad():
+        outs = backbone(torch.randn(1, 3, 96, 128))
+    assert [tuple(o.shape) for o in outs] == [(1, 64, 96 // s, 128 // s) for s in (4, 8, 16, 32)]

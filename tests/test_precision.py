@@ -33,7 +33,9 @@ COMBINATIONS = {  # (frozen, strategy, precision) -> config::options
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     from mmseg_custom.datasets import write_synthetic_ade
-    return write_synthetic_ade(tmp_path_factory.mktemp('precision') / 'data', num_train=4, num_val=2, size=112)
+    root = tmp_path_factory.mktemp('precision') / 'data'
+    write_synthetic_ade(root / 'ade', num_train=4, num_val=2, size=112)
+    return root
 
 
 def run_steps(data: Path, work: Path, specs: list[str]) -> dict[str, tuple[float, bool, str]]:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tools/dist_train.sh CONFIG GPUS [train.py args...]; NNODES, NODE_RANK, PORT, MASTER_ADDR as usual.
+# tools/dist_train.sh CONFIG GPUS [train.py args...]: segmentation or detection, as the config says;
+# NNODES, NODE_RANK, PORT, MASTER_ADDR as usual.
 # Without GPUs: tools/dist_train.sh CONFIG 2 --cpu runs 2 processes on the CPU (gloo).
 # Python: $PYTHON, else the project's .venv, else python (tools/python_env.sh).
 CONFIG=$1

@@ -1,6 +1,7 @@
-"""Segment one image and write the predicted overlay:
-python tools/infer.py IMAGE CONFIG CHECKPOINT --out OUT.png [--device cpu] [--opacity 0.5] [--scale 1]
-    [--cfg-options k=v ...] [--non-strict]"""
+"""Predict on one image and write the painted prediction: segmentation (mmseg config) or boxes, masks and
+labels (mmdet config, through mmdet's DetInferencer):
+python tools/infer.py IMAGE CONFIG CHECKPOINT --out OUT.png [--device cpu] [--opacity 0.5] [--score-thr 0.3]
+    [--scale 1] [--cfg-options k=v ...] [--non-strict]"""
 import argparse
 import os
 import sys
@@ -8,7 +9,7 @@ import sys
 import mmengine_custom  # noqa: F401  (compatibility workarounds)
 from internvl.checkpoint import CheckpointError
 from mmengine.config import DictAction
-from mmengine_custom.runner import load_config, verify_checkpoint
+from mmengine_custom.runner import config_task, load_config, verify_checkpoint
 
 
 def main() -> int:
@@ -18,7 +19,8 @@ def main() -> int:
     parser.add_argument('checkpoint')
     parser.add_argument('--out', required=True, help='output PNG: the image with the prediction painted over it')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--opacity', type=float, default=0.5)
+    parser.add_argument('--opacity', type=float, default=0.5, help='segmentation: opacity of the painted classes')
+    parser.add_argument('--score-thr', type=float, default=0.3, help='detection: lowest score painted')
     parser.add_argument('--scale', type=int, default=1, help='enlarge the written picture this many times')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value (xxx=yyy format)')
@@ -31,24 +33,25 @@ def main() -> int:
             return 1
     try:
         cfg = load_config(args.config, cfg_options=args.cfg_options)
+        task = config_task(cfg)
         if not args.non_strict:
             verify_checkpoint(cfg, args.checkpoint)
-    except CheckpointError as e:
+    except (CheckpointError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
-    from mmseg.apis import inference_model, init_model, show_result_pyplot
-    model = init_model(cfg, args.checkpoint, device=args.device)
-    result = inference_model(model, args.image)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    show_result_pyplot(model, args.image, result, opacity=args.opacity, draw_gt=False, show=False,
-                       out_file=args.out)
+    if task == 'mmdet':
+        from mmdet_custom.apis import paint_detections
+        painted, summary = paint_detections(cfg, args.image, args.checkpoint, args.device, args.score_thr)
+    else:
+        from mmseg_custom.apis import paint_segmentation
+        painted, summary = paint_segmentation(cfg, args.image, args.checkpoint, args.device, args.opacity)
+    from PIL import Image
+    picture = Image.fromarray(painted)
     if args.scale > 1:
-        from PIL import Image
-        picture = Image.open(args.out)
-        picture.resize((picture.width * args.scale, picture.height * args.scale), Image.NEAREST).save(args.out)
-    classes = model.dataset_meta['classes']
-    present = result.pred_sem_seg.data.unique().tolist()
-    print(f'wrote {args.out}; predicted classes: {[classes[i] for i in present]}')
+        picture = picture.resize((picture.width * args.scale, picture.height * args.scale), Image.NEAREST)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    picture.save(args.out)
+    print(f'wrote {args.out}; {summary}')
     return 0
 
 

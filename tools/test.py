@@ -1,5 +1,6 @@
-"""Evaluate a segmentor (mmseg conventions): python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]
-[--show-dir DIR] [--out DIR] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi] [--cpu] [--non-strict]
+"""Evaluate a segmentor or a detector (mmseg / mmdet conventions, chosen by the config's default_scope):
+python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--out PATH] [--cfg-options k=v ...]
+[--launcher none|pytorch|slurm|mpi] [--cpu] [--non-strict]
 
 The checkpoint must hold exactly the config's model (missing, unexpected or mis-shaped weights are an
 error listing them); --non-strict loads it the way mmengine does, with a warning."""
@@ -9,20 +10,41 @@ import sys
 
 import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
 from internvl.checkpoint import CheckpointError
-from mmengine_custom.runner import (add_common_arguments, build_runner, check_data_roots, load_config, parse_tool_args,
-                                   verify_checkpoint)
+from mmengine_custom.runner import (add_common_arguments, build_runner, check_data_roots, config_task, load_config,
+                                   parse_tool_args, verify_checkpoint)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test (and evaluate) a segmentor')
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a segmentor or a detector')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out', help='the dir to save the predicted label maps (PNG)')
-    parser.add_argument('--show-dir', help='the dir to save painted predictions beside the ground truth')
+    parser.add_argument('--out', help='segmentation: the dir to save the predicted label maps (PNG); '
+                                      'detection: the .pkl file to dump the predictions to')
+    parser.add_argument('--show-dir', help='the dir to save painted predictions (beside the ground truth)')
     parser.add_argument('--non-strict', action='store_true',
                         help="load the checkpoint as mmengine does: missing / unexpected weights only warned about")
     add_common_arguments(parser)
     return parse_tool_args(parser)
+
+
+def show_predictions(cfg, task: str, show_dir: str) -> None:
+    hook = cfg.default_hooks.visualization
+    hook.draw = True
+    hook.interval = 1
+    if task == 'mmdet':
+        hook.test_out_dir = os.path.abspath(show_dir)
+    else:
+        cfg.visualizer.save_dir = show_dir
+
+
+def save_predictions(cfg, task: str, out: str) -> None:
+    if task == 'mmdet':
+        if not out.endswith(('.pkl', '.pickle')):
+            raise SystemExit(f'error: --out {out}: detection predictions are dumped to a .pkl file')
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        cfg.test_evaluator = evaluators + [dict(type='DumpDetResults', out_file_path=out)]
+    else:
+        cfg.test_evaluator = dict(cfg.test_evaluator, output_dir=out, keep_results=True)
 
 
 def main() -> int:
@@ -32,20 +54,18 @@ def main() -> int:
         return 1
     try:
         cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher, args.cpu)
+        task = config_task(cfg)
         check_data_roots(cfg, ('test_dataloader',))
         if not args.non_strict:
             verify_checkpoint(cfg, args.checkpoint)
-    except (FileNotFoundError, CheckpointError) as e:  # a missing config or data folder, a wrong checkpoint
+    except (FileNotFoundError, CheckpointError, ValueError) as e:  # a missing config or data, a wrong checkpoint
         print(f'error: {e}', file=sys.stderr)
         return 1
     cfg.load_from = args.checkpoint
     if args.show_dir:
-        hook = cfg.default_hooks.visualization
-        hook.draw = True
-        cfg.visualizer.save_dir = args.show_dir
-        hook.interval = 1
+        show_predictions(cfg, task, args.show_dir)
     if args.out:
-        cfg.test_evaluator = dict(cfg.test_evaluator, output_dir=args.out, keep_results=True)
+        save_predictions(cfg, task, args.out)
     try:
         metrics = build_runner(cfg).test()
     except CheckpointError as e:  # --non-strict, or a backbone's own pretrained file

@@ -1,15 +1,17 @@
-"""Train a segmentor (mmseg conventions): python tools/train.py CONFIG [--work-dir DIR] [--resume]
-[--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi] [--cpu]"""
+"""Train a segmentor or a detector (mmseg / mmdet conventions, chosen by the config's default_scope):
+python tools/train.py CONFIG [--work-dir DIR] [--resume] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+[--cpu]"""
 import argparse
 import sys
 
 import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
 from internvl.checkpoint import CheckpointError
-from mmengine_custom.runner import add_common_arguments, build_runner, check_data_roots, load_config, parse_tool_args
+from mmengine_custom.runner import (add_common_arguments, build_runner, check_data_roots, config_task, load_config,
+                                   parse_tool_args)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser = argparse.ArgumentParser(description='Train a segmentor or a detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--resume', action='store_true', help='resume from the latest checkpoint in the work_dir')
     parser.add_argument('--amp', action='store_true', help='mixed precision (bf16 on the CPU)')
@@ -21,8 +23,9 @@ def main() -> int:
     args = parse_args()
     try:
         cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher, args.cpu)
+        config_task(cfg)
         check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
-    except FileNotFoundError as e:  # a missing config, or a DataRootError naming the dataset key
+    except (FileNotFoundError, ValueError) as e:  # a missing config or dataset (DataRootError), an unknown scope
         print(f'error: {e}', file=sys.stderr)
         return 1
     cfg.resume = args.resume

@@ -62,13 +62,21 @@ def _check_arch(model_arch: dict, ckpt_arch: Optional[dict], source: str) -> Non
 
 
 def _adapt_to_model(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Resample the position embedding and the patch kernel in place when their sizes differ."""
+    """Resample the position embedding and the patch kernel in place when their sizes differ; drop the
+    cls token and its position entry (the first) for a model built with ``use_cls_token=False``."""
     pos = state_dict.get('pos_embed')
+    if model.num_prefix_tokens == 0 and 'cls_token' in state_dict:
+        del state_dict['cls_token']
+        if pos is not None:
+            pos = state_dict['pos_embed'] = pos[:, 1:]
+        logger.info('%s: cls token and its position entry discarded (the model has no cls token)', source)
+    prefix = model.num_prefix_tokens
     if pos is not None and pos.shape != model.pos_embed.shape and pos.shape[-1] == model.pos_embed.shape[-1]:
-        side = round((pos.shape[1] - 1) ** 0.5)
-        if side * side != pos.shape[1] - 1:
-            raise CheckpointError(f'{source}: pos_embed has {pos.shape[1]} entries, which is not 1 + a square grid')
-        state_dict['pos_embed'] = resample_pos_embed(pos, (side, side), model.pretrain_grid)
+        side = round((pos.shape[1] - prefix) ** 0.5)
+        if side * side != pos.shape[1] - prefix:
+            raise CheckpointError(f'{source}: pos_embed has {pos.shape[1]} entries, which is not '
+                                  f'{prefix} + a square grid')
+        state_dict['pos_embed'] = resample_pos_embed(pos, (side, side), model.pretrain_grid, prefix)
         logger.info('%s: position embedding resampled from a %dx%d grid to %dx%d', source, side, side,
                     *model.pretrain_grid)
     kernel = state_dict.get('patch_embed.proj.weight')

@@ -7,6 +7,14 @@ RMSNorm + whole-embedding qk-norm (6B) or LayerNorm + qkv bias (300M). There is 
 
 Dense features: ``forward`` returns, for each index in ``out_indices``, the output of that block
 (0-based, after both residual adds, cls token dropped) as an NCHW map of stride ``patch_size``.
+
+Detection options (ViTDet, Li et al. ECCV 2022): ``window_size`` > 0 makes every block not listed in
+``global_attn_indexes`` attend within non-overlapping windows of the patch grid (``window.py``: the
+grid padded to a multiple of the window, the padding masked out); the cls token skips windowed blocks
+(it is carried through them unchanged). ``use_cls_token=False`` drops the cls token and its position
+entry altogether; a checkpoint's are then discarded on load. A patch of 16 from the 14-pixel
+checkpoints is an arch dict with ``patch_size=16`` (and ``img_size=256``, the same 16x16 grid as
+224px): the loader resizes the kernel and the position embedding.
 Inputs of any size are accepted: a side that is not a multiple of the patch size is zero-padded at the
 bottom / right (as mmseg's ViT does), so the maps have ``ceil(H / p) x ceil(W / p)`` cells, the last
 row / column covering the padding. The position embedding is interpolated bicubically from the
@@ -85,11 +93,15 @@ class InternViT(nn.Module):
         with_cp: recompute each block in the backward pass (activation checkpointing).
         out_indices: 0-based block indices whose outputs are returned; negative counts from the end.
         pretrained: checkpoint file or directory loaded by ``init_weights()`` (any published format).
+        window_size: side of the attention windows in patches; 0 = global attention in every block.
+        global_attn_indexes: blocks that keep global attention when ``window_size`` > 0.
+        use_cls_token: keep the learnable cls token (False: no cls token, no position entry for it).
     """
 
     def __init__(self, arch: Union[str, dict] = 'internvit-6b-224px', drop_path_rate: float = 0.0,
                  with_cp: bool = False, out_indices: Sequence[int] = (-1,),
-                 pretrained: Optional[str] = None) -> None:
+                 pretrained: Optional[str] = None, window_size: int = 0,
+                 global_attn_indexes: Sequence[int] = (), use_cls_token: bool = True) -> None:
         super().__init__()
         self.arch = resolve_arch(arch)
         self.arch_name = arch if isinstance(arch, str) else 'custom'
@@ -99,37 +111,44 @@ class InternViT(nn.Module):
         self.out_indices = self._normalise_indices(out_indices, self.num_layers)
         self.with_cp = with_cp
         self.pretrained = pretrained
+        if window_size < 0:
+            raise ValueError(f'window_size={window_size}; expected 0 (global attention) or a positive number of patches')
+        self.window_size = window_size
+        self.global_attn_indexes = self._normalise_indices(global_attn_indexes, self.num_layers, allow_empty=True)
+        self.num_prefix_tokens = 1 if use_cls_token else 0
 
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(3, self.embed_dims, self.patch_size, self.patch_size)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
-        num_positions = 1 + self.pretrain_grid[0] * self.pretrain_grid[1]
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims)) if use_cls_token else None
+        num_positions = self.num_prefix_tokens + self.pretrain_grid[0] * self.pretrain_grid[1]
         self.pos_embed = nn.Parameter(torch.zeros(1, num_positions, self.embed_dims))
         rates = [drop_path_rate * i / max(self.num_layers - 1, 1) for i in range(self.num_layers)]
         self.blocks = nn.ModuleList(
             Block(self.embed_dims, a['num_heads'], a['mlp_ratio'], a['norm_type'], a['qk_norm'],
-                  a['qkv_bias'], a['layer_scale_init'], drop_path=rate)
-            for rate in rates)
+                  a['qkv_bias'], a['layer_scale_init'], drop_path=rate,
+                  window_size=0 if i in self.global_attn_indexes else window_size)
+            for i, rate in enumerate(rates))
         self.reset_parameters()
 
     @staticmethod
-    def _normalise_indices(indices: Sequence[int], num_layers: int) -> tuple[int, ...]:
+    def _normalise_indices(indices: Sequence[int], num_layers: int, allow_empty: bool = False) -> tuple[int, ...]:
         if isinstance(indices, int):
             indices = (indices,)
         out = []
         for i in indices:
             if not -num_layers <= i < num_layers:
-                raise ValueError(f'out_indices entry {i} is out of range for {num_layers} blocks '
+                raise ValueError(f'block index {i} is out of range for {num_layers} blocks '
                                  f'(allowed: {-num_layers}..{num_layers - 1})')
             out.append(i % num_layers)
-        if not out:
+        if not out and not allow_empty:
             raise ValueError('out_indices is empty')
         return tuple(out)
 
     def reset_parameters(self) -> None:
         """Random initialisation (truncated normal 0.02 for linear layers, embeddings and cls token)."""
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        if self.cls_token is not None:
+            nn.init.trunc_normal_(self.cls_token, std=0.02)
         w = self.patch_embed.proj.weight
         nn.init.trunc_normal_(w.view(w.shape[0], -1), std=0.02)
         nn.init.zeros_(self.patch_embed.proj.bias)
@@ -155,7 +174,8 @@ class InternViT(nn.Module):
         return {'pos_embed', 'cls_token'}
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Images [B, 3, H, W] -> tokens [B, 1 + h*w, C] with position embedding, and the grid
+        """Images [B, 3, H, W] -> tokens [B, P + h*w, C] (P = ``num_prefix_tokens``, the cls token) with
+        position embedding, and the grid
         (h, w) = (ceil(H / p), ceil(W / p)): sides are zero-padded at the bottom / right to the patch."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f'InternViT takes images [B, 3, H, W], got a tensor of shape {list(x.shape)}')
@@ -166,14 +186,31 @@ class InternViT(nn.Module):
         x = self.patch_embed.proj(x)  # [B, C, h, w]
         grid = (x.shape[2], x.shape[3])
         x = x.flatten(2).transpose(1, 2)  # [B, h*w, C]
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
-        pos_embed = resample_pos_embed(self.pos_embed, self.pretrain_grid, grid)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
+        pos_embed = resample_pos_embed(self.pos_embed, self.pretrain_grid, grid, self.num_prefix_tokens)
         return x + pos_embed.to(x.dtype), grid
 
-    def _run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def run_blocks(self, x: torch.Tensor, grid: tuple[int, int], start: int, stop: int) -> torch.Tensor:
+        """Tokens [B, P + h*w, C] through blocks ``start`` .. ``stop - 1`` (the ViT-Adapter runs them in
+        stretches between its interactions)."""
+        for block in self.blocks[start:stop]:
+            x = self._run_block(block, x, grid)
+        return x
+
+    def _run_block(self, block: Block, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        prefix = None
+        if block.window_size and self.num_prefix_tokens:  # the cls token skips windowed blocks
+            prefix, x = x[:, :self.num_prefix_tokens], x[:, self.num_prefix_tokens:]
         if self.with_cp and self.training and x.requires_grad:
-            return checkpoint(block, x, use_reentrant=False)
-        return block(x)
+            x = checkpoint(block, x, grid, use_reentrant=False)
+        else:
+            x = block(x, grid)
+        return x if prefix is None else torch.cat([prefix, x], dim=1)
+
+    def to_map(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Tokens [B, P + h*w, C] -> the grid part as an NCHW map [B, C, h, w]."""
+        return x[:, self.num_prefix_tokens:].transpose(1, 2).reshape(x.shape[0], -1, *grid)
 
     def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
         """Outputs of blocks ``indices`` (0-based, sorted or not) as NCHW maps [B, C, H/p, W/p].
@@ -181,13 +218,12 @@ class InternViT(nn.Module):
         Blocks after the last requested index are not run.
         """
         indices = self._normalise_indices(indices, self.num_layers)
-        x, (h, w) = self.embed(x)
+        x, grid = self.embed(x)
         wanted = {}
         for i, block in enumerate(self.blocks[:max(indices) + 1]):
-            x = self._run_block(block, x)
+            x = self._run_block(block, x, grid)
             if i in indices:
-                # [B, 1 + h*w, C] -> drop cls -> [B, C, h, w]
-                wanted[i] = x[:, 1:].transpose(1, 2).reshape(x.shape[0], -1, h, w)
+                wanted[i] = self.to_map(x, grid)
         return [wanted[i] for i in indices]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -195,7 +231,10 @@ class InternViT(nn.Module):
         return tuple(self.forward_intermediates(x, self.out_indices))
 
     def extra_repr(self) -> str:
-        return f'arch={self.arch_name}, out_indices={self.out_indices}, with_cp={self.with_cp}'
+        window = f', window_size={self.window_size}, global_attn_indexes={self.global_attn_indexes}' \
+            if self.window_size else ''
+        return (f'arch={self.arch_name}, out_indices={self.out_indices}, with_cp={self.with_cp}, '
+                f'use_cls_token={self.cls_token is not None}{window}')
 
 
 def count_parameters(model: nn.Module) -> int:

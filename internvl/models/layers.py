@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .window import window_partition, window_unpartition
+
 logger = logging.getLogger(__name__)
 
 
@@ -211,8 +213,9 @@ class Attention(nn.Module):
         self.k_norm = norm_layer(dim) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: [B, N, C] -> [B, N, C]."""
+    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``x``: [B, N, C] -> [B, N, C]; ``attn_mask``: boolean, broadcastable to [B, heads, N, N], True
+        where a query may attend a key (the padded tokens of a window are masked out)."""
         B, N, C = x.shape
         q, k, v = linear(x, self.qkv).chunk(3, dim=-1)
         q, k = self.q_norm(q), self.k_norm(k)
@@ -220,7 +223,7 @@ class Attention(nn.Module):
         # with q and k laid out contiguously in that order (measured at N=257, C=1024); v may stay a view.
         q, k = (t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2).contiguous() for t in (q, k))
         v = v.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
-        x = F.scaled_dot_product_attention(q, k, v)  # [B, heads, N, head_dim]
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [B, heads, N, head_dim]
         return linear(x.transpose(1, 2).reshape(B, N, C), self.proj)
 
 
@@ -237,11 +240,16 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm block: ``x + drop(ls1 * attn(norm1(x)))``, then ``x + drop(ls2 * mlp(norm2(x)))``."""
+    """Pre-norm block: ``x + drop(ls1 * attn(norm1(x)))``, then ``x + drop(ls2 * mlp(norm2(x)))``.
+
+    ``window_size`` > 0 makes the attention windowed (``internvl.models.window``): the block then takes
+    the grid tokens only (no cls token) and their grid (h, w); norms, MLP and stochastic depth still act
+    on the whole image, so a dropped path drops it for the image, not for one window.
+    """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, norm_type: str, qk_norm: bool,
                  qkv_bias: bool, layer_scale_init: float, drop_path: float = 0.0,
-                 norm_eps: float = 1e-6) -> None:
+                 norm_eps: float = 1e-6, window_size: int = 0) -> None:
         super().__init__()
         norm_layer = NORM_LAYERS[norm_type]
         self.norm1 = norm_layer(dim, eps=norm_eps)
@@ -252,7 +260,20 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.ls2 = LayerScale(dim, layer_scale_init)
         self.drop_path = DropPath(drop_path)
+        self.window_size = window_size
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.ls1(x, self.attn(self.norm1(x)), self.drop_path(x))
+    def _attention(self, x: torch.Tensor, grid: Optional[tuple[int, int]]) -> torch.Tensor:
+        if not self.window_size:
+            return self.attn(x)
+        if grid is None or grid[0] * grid[1] != x.shape[1]:
+            raise ValueError(f'a windowed block takes the {x.shape[1]} grid tokens and their grid, got grid={grid}')
+        windows, mask = window_partition(x, grid, self.window_size)
+        return window_unpartition(self.attn(windows, mask), grid, self.window_size)
+
+    def forward(self, x: torch.Tensor, grid: Optional[tuple[int, int]] = None) -> torch.Tensor:
+        """``x``: [B, N, C] -> [B, N, C]; ``grid``: (h, w) with h * w = N, needed when windowed."""
+        x = self.ls1(x, self._attention(self.norm1(x), grid), self.drop_path(x))
         return self.ls2(x, self.mlp(self.norm2(x)), self.drop_path(x))
+
+    def extra_repr(self) -> str:
+        return f'window_size={self.window_size}' if self.window_size else ''

@@ -1,5 +1,5 @@
-from .backbones import InternViTBackbone
+from .backbones import InternViTAdapter, InternViTBackbone
 from .decode_heads import LinearProbeHead
 from .segmentors import BatchedSlideEncoderDecoder
 
-__all__ = ['BatchedSlideEncoderDecoder', 'InternViTBackbone', 'LinearProbeHead']
+__all__ = ['BatchedSlideEncoderDecoder', 'InternViTAdapter', 'InternViTBackbone', 'LinearProbeHead']

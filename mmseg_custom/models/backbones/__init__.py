@@ -1,3 +1,9 @@
-from .intern_vit import InternViTBackbone
+"""The shared InternViT backbones (``mmengine_custom.models``) in mmseg's registry."""
+from mmseg.registry import MODELS
 
-__all__ = ['InternViTBackbone']
+from mmengine_custom.models import InternViTAdapter, InternViTBackbone
+
+MODELS.register_module(name='InternViT', module=InternViTBackbone)
+MODELS.register_module(name='InternViTAdapter', module=InternViTAdapter)
+
+__all__ = ['InternViTAdapter', 'InternViTBackbone']

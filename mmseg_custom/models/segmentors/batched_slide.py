@@ -8,8 +8,9 @@ by the number of windows covering each pixel, exactly as mmseg does, so the resu
 
 Two more things every InternViT segmentor needs: the features reach the neck or decode head in that
 module's dtype (``cast_to_consumer``: the precision policy), and an input whose sides are not
-multiples of the backbone's patch (a crop of an image smaller than the crop size, any whole-inference
-size) is padded at the bottom / right and its logits are cropped back, so they align with the image.
+multiples of the backbone's ``size_divisor`` (the ViT patch; 32 for the adapter) - a crop of an image
+smaller than the crop size, any whole-inference size - is padded at the bottom / right and its logits
+are cropped back, so they align with the image.
 """
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from torch import Tensor
 
 from internvl.utils.sliding import slide_windows
 
-from ..utils import cast_to_consumer
+from mmengine_custom.models.utils import cast_to_consumer
 
 
 @MODELS.register_module()
@@ -32,8 +33,8 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: list[dict]) -> Tensor:
         height, width = inputs.shape[-2:]
-        patch = getattr(self.backbone, 'patch_size', 1)
-        pad_h, pad_w = -height % patch, -width % patch
+        divisor = getattr(self.backbone, 'size_divisor', 1)
+        pad_h, pad_w = -height % divisor, -width % divisor
         if not pad_h and not pad_w:
             return super().encode_decode(inputs, batch_img_metas)
         padded = F.pad(inputs, (0, pad_w, 0, pad_h))

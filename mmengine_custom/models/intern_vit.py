@@ -1,9 +1,12 @@
-"""``InternViT`` in mmseg's registry: the core model behind the mmseg backbone contract.
+"""``InternViTBackbone``: the core InternViT behind the OpenMMLab backbone contract, registered as
+``InternViT`` in mmseg's registry (``mmseg_custom``) and in mmdet's (``mmdet_custom``).
 
 Contract: images [B, 3, H, W] of any size (padded to the patch inside the core model) -> a tuple
-with, for each entry of ``out_indices``, the output of that block as a map [B, C, ceil(H/p), ceil(W/p)]
-(``with_fpn``: the four maps re-scaled by the simple FPN to strides p/4, p/2, p, 2p). ``pretrained`` (any format
-``internvl.checkpoint`` reads) is loaded by ``init_weights()``, which mmengine's runner calls.
+with, for each entry of ``out_indices``, the output of that block as a map [B, C, ceil(H/p), ceil(W/p)].
+``with_fpn``: the simple FPN re-scales them to strides p/4, p/2, p, 2p (ViTDet) - from four taps one
+map each, or from ONE tap all four (the detection recipe: strides 4, 8, 16, 32 for patch 16); channels
+stay ``embed_dims``. ``pretrained`` (any format ``internvl.checkpoint`` reads) is loaded by
+``init_weights()``, which mmengine's runner calls.
 
 ``frozen``: the ViT stays in eval mode (re-applied by ``train()``), requires no gradient and so is
 left out of the optimizer; the FPN stays trainable.
@@ -18,37 +21,39 @@ bf16 when DeepSpeed's bf16 casts the whole model); the backbone follows what con
 ``cast_to_consumer`` gives the FPN its own dtype here, and the heads theirs in the segmentor.
 """
 from contextlib import nullcontext
-from typing import Optional, Sequence, Union
+from typing import ContextManager, Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseModule
-from mmseg.registry import MODELS
 
 from internvl.models import InternViT, SimpleFPN
 
-from ..utils import cast_to_consumer
+from .utils import cast_to_consumer
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 
-@MODELS.register_module(name='InternViT')
 class InternViTBackbone(BaseModule):
-    """Args of ``internvl.models.InternViT`` plus ``with_fpn``, ``frozen`` and ``backbone_dtype``;
-    ``init_cfg`` is not accepted beside ``pretrained``."""
+    """Args of ``internvl.models.InternViT`` (``window_size``, ``global_attn_indexes`` and
+    ``use_cls_token`` included) plus ``with_fpn``, ``frozen`` and ``backbone_dtype``; ``init_cfg`` is
+    not accepted beside ``pretrained``."""
 
     def __init__(self, arch: Union[str, dict] = 'internvit-6b-224px', drop_path_rate: float = 0.0,
                  with_cp: bool = False, out_indices: Sequence[int] = (-1,), pretrained: Optional[str] = None,
                  with_fpn: bool = False, frozen: bool = False, backbone_dtype: str = 'float32',
+                 window_size: int = 0, global_attn_indexes: Sequence[int] = (), use_cls_token: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         if pretrained and init_cfg:
             raise ValueError('InternViT: give either pretrained=PATH or init_cfg, not both')
         if backbone_dtype not in DTYPES:
             raise ValueError(f'InternViT: backbone_dtype={backbone_dtype!r}; expected one of {list(DTYPES)}')
-        if with_fpn and len(out_indices) != 4:
-            raise ValueError(f'InternViT: with_fpn=True needs 4 out_indices, got {list(out_indices)}')
+        if with_fpn and len(out_indices) not in (1, 4):
+            raise ValueError(f'InternViT: with_fpn=True needs 1 out index (all four scales from it) or 4 '
+                             f'(one scale each), got {list(out_indices)}')
         super().__init__(init_cfg)
-        self.vit = InternViT(arch, drop_path_rate=drop_path_rate, with_cp=with_cp,
-                             out_indices=list(out_indices), pretrained=pretrained)
+        self.vit = InternViT(arch, drop_path_rate=drop_path_rate, with_cp=with_cp, out_indices=list(out_indices),
+                             pretrained=pretrained, window_size=window_size,
+                             global_attn_indexes=global_attn_indexes, use_cls_token=use_cls_token)
         self.fpn = SimpleFPN(self.vit.embed_dims) if with_fpn else None
         self.frozen = frozen
         self.backbone_dtype = DTYPES[backbone_dtype]
@@ -75,15 +80,24 @@ class InternViTBackbone(BaseModule):
             self.vit.eval()
         return self
 
-    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def vit_precision(self, device: torch.device) -> tuple[torch.dtype, ContextManager]:
+        """The dtype the ViT's inputs take (its weights') and the autocast it runs under: fp32 weights
+        computing in ``backbone_dtype`` autocast; weights already in a low precision compute in it."""
         weight_dtype = self.vit.pos_embed.dtype
-        # fp32 weights computing in backbone_dtype: autocast; weights already in a low precision compute in it
         mixed = self.backbone_dtype != torch.float32 and weight_dtype == torch.float32
-        autocast = torch.autocast(inputs.device.type, dtype=self.backbone_dtype) if mixed else nullcontext()
+        return weight_dtype, torch.autocast(device.type, dtype=self.backbone_dtype) if mixed else nullcontext()
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        weight_dtype, autocast = self.vit_precision(inputs.device)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen), autocast:
             features = self.vit(inputs.to(weight_dtype))
-        return self.fpn(cast_to_consumer(features, self.fpn)) if self.fpn is not None else features
+        if self.fpn is None:
+            return features
+        if len(features) == 1:  # ViTDet: all four scales from the one tapped block
+            features = features * 4
+        return self.fpn(cast_to_consumer(features, self.fpn))
 
     @property
-    def patch_size(self) -> int:
+    def size_divisor(self) -> int:
+        """Input sides that are multiples of this need no padding inside the backbone (the ViT patch)."""
         return self.vit.patch_size

@@ -1,0 +1,24 @@
+# The ViT-Adapter on InternViT-6B-224px as the published ADE20K recipe (58.1 mIoU) set it, shared by the
+# detection and segmentation models (as `backbone={{_base_.internvit_adapter}}`, replacing theirs): patch
+# 16 (the 14-pixel kernel resized on load, 16x16 position grid interpolated at run time), global
+# attention, cls token kept out of the interactions, interactions over the four quarters of the 48
+# blocks, 4 points, deform ratio 0.25, ConvFFN ratio 0.25, injector gamma 0, activation checkpointing.
+internvit_adapter = dict(
+    _delete_=True,
+    type='InternViTAdapter',
+    arch=dict(embed_dims=3200, num_layers=48, num_heads=25, mlp_ratio=4.0, norm_type='rms', qk_norm=True,
+              qkv_bias=False, layer_scale_init=0.1, patch_size=16, img_size=256),
+    interaction_indexes=[[0, 11], [12, 23], [24, 35], [36, 47]],
+    conv_inplane=64,
+    n_points=4,
+    deform_num_heads=16,
+    deform_ratio=0.25,
+    init_values=0.0,
+    cffn_ratio=0.25,
+    with_cffn=True,
+    add_vit_feature=True,
+    use_extra_extractor=True,
+    norm_cfg=dict(type='SyncBN'),
+    drop_path_rate=0.0,
+    with_cp=True,
+    pretrained=None)

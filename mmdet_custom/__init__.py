@@ -1,0 +1,8 @@
+"""InternViT and the ViT-Adapter in mmdetection 3.x's registries, and the synthetic COCO-layout data;
+import via ``custom_imports = dict(imports=['mmdet_custom'], allow_failed_imports=False)``."""
+import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner; optimizer constructors)
+
+from .datasets import write_synthetic_coco
+from .models import InternViTAdapter, InternViTBackbone
+
+__all__ = ['InternViTAdapter', 'InternViTBackbone', 'write_synthetic_coco']

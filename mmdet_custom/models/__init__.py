@@ -1,0 +1,3 @@
+from .backbones import InternViTAdapter, InternViTBackbone
+
+__all__ = ['InternViTAdapter', 'InternViTBackbone']
