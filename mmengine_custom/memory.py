@@ -232,9 +232,15 @@ class Plan:
 def plan_config(cfg: Any, gpus: int = 8, gpu_mem: float = 80, gpus_per_node: int = 8, measure_size: int = 252,
                 stage: Optional[int] = None, offload: Optional[bool] = None,
                 activation_cache: Optional[dict] = None) -> Plan:
-    """Plan a segmentation config as it is (its strategy's stage, precision, offload and buckets), or at
+    """Plan a segmentation config with an InternViT backbone as it is (its strategy's stage, precision, offload and buckets), or at
     another ``stage`` / ``offload``. The model is built on the meta device; activations are measured on
     depth-reduced copies (``activation_cache``, keyed by the model config, saves re-measuring)."""
+    if cfg.get('default_scope') != 'mmseg':
+        raise ValueError(f"the memory planner covers segmentation configs (default_scope 'mmseg'), not "
+                         f"{cfg.get('default_scope')!r} ones")
+    if cfg.model.backbone.type != 'InternViT':
+        raise ValueError(f"the memory planner models the InternViT backbone, not {cfg.model.backbone.type!r} "
+                         f"(its activations do not scale with depth alone)")
     from mmseg.registry import MODELS
     cfg_stage, half, cfg_offload, buckets = strategy_settings(cfg)
     stage = cfg_stage if stage is None else stage

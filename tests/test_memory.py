@@ -2,6 +2,8 @@
 parameters trained, stage 2 and 3), hand-computed cases where they do not (frozen parameters, fp32,
 stage 1, buckets, offload), the precision read from a config's strategy, and the README's table."""
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,7 +95,7 @@ def test_precision_comes_from_the_strategy(scope):
 
 
 def readme_table() -> dict[str, str]:
-    text = (REPO / 'README.md').read_text().split('### Memory plan of every 6B recipe')[1].split('\n#')[0]
+    text = (REPO / 'README.md').read_text().split('### Memory plan of every 6B segmentation recipe')[1].split('\n#')[0]
     return {m.group(1): m.group(0) for m in re.finditer(r'^\| `([^`]+\.py)` \|.*\|$', text, re.M)}
 
 
@@ -109,3 +111,12 @@ def test_readme_table_is_the_planners_verdict_for_every_6b_recipe(scope):
         if trains_backbone:  # every recipe that trains the 6B backbone: DeepSpeed, and it fits with headroom
             assert Config.fromfile(str(path)).strategy.type == 'DeepSpeedStrategy'
         assert plan.fits and plan.total < 0.9 * 80 * GIB, path.name
+
+
+@pytest.mark.parametrize('config', ['internvit_det/mask-rcnn_internvit-6b-224px-frozen_8xb2-1x_coco.py',
+                                    'vit_adapter/upernet_internvit-adapter-6b-224px-frozen_8xb2-80k_ade20k-512x512.py'])
+def test_configs_the_planner_does_not_model_are_refused_clearly(config):
+    result = subprocess.run([sys.executable, 'tools/analysis/estimate_memory.py', f'configs/{config}'],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert 'error: the memory planner' in result.stderr

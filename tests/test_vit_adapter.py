@@ -41,6 +41,7 @@ def test_same_class_in_both_registries():
     (dict(arch=dict(ARCH, patch_size=14, img_size=56)), 'patch must be 16'),
     (dict(interaction_indexes=[[0, 1], [3, 3]]), 'consecutive'),
     (dict(interaction_indexes=[[0, 1], [2, 4]]), 'consecutive'),
+    (dict(interaction_indexes=[[0, 1], [2, 2]]), 'covering all 4 blocks'),
     (dict(out_indices=[3]), 'out_indices does not apply'),
 ])
 def test_bad_arguments_are_named(kwargs, message):
@@ -51,6 +52,13 @@ def test_bad_arguments_are_named(kwargs, message):
 def test_sides_not_multiples_of_32_are_refused_clearly():
     with pytest.raises(ValueError, match='multiples of 32, got 80x64'):
         build()(torch.randn(1, 3, 80, 64))
+
+
+def test_deformable_attention_keeps_mmcv_initialisation():
+    """The adapter's own initialisation leaves mmcv's (zero attention logits, the rotating offset pattern)."""
+    attn = build().injectors[0].attn
+    assert torch.all(attn.attention_weights.weight == 0) and torch.all(attn.sampling_offsets.weight == 0)
+    assert attn.sampling_offsets.bias.abs().max() > 0
 
 
 def test_deformable_path_equals_mmcv_pytorch_reference():

@@ -30,7 +30,7 @@ Precision: the ViT runs as ``InternViTBackbone`` runs it (``frozen``, ``backbone
 runs in the dtype of its own weights, so the ViT's tokens are cast at each crossing.
 """
 import math
-from typing import Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -166,7 +166,7 @@ class InternViTAdapter(InternViTBackbone):
 
     Args: those of ``InternViTBackbone`` (``arch`` with ``patch_size=16``; ``out_indices`` and
     ``with_fpn`` do not apply) plus ``interaction_indexes`` (``[first, last]`` block ranges, inclusive,
-    in order, covering blocks 0 .. last without gaps), ``conv_inplane`` (stem width), ``n_points``,
+    in order, covering every block without gaps), ``conv_inplane`` (stem width), ``n_points``,
     ``deform_num_heads``, ``deform_ratio``, ``init_values`` (injector gamma), ``cffn_ratio``,
     ``with_cffn``, ``add_vit_feature``, ``use_extra_extractor``, ``norm_cfg`` (spatial prior and output
     norms; SyncBN as in the original, BN for one process on the CPU).
@@ -210,22 +210,25 @@ class InternViTAdapter(InternViTBackbone):
         for r in ranges:
             if len(r) != 2 or r[0] != expected_first or r[1] < r[0] or r[1] >= num_layers:
                 raise ValueError(f'InternViTAdapter: interaction_indexes={[list(r) for r in ranges]} must be '
-                                 f'consecutive [first, last] block ranges from block 0, within {num_layers} blocks '
+                                 f'consecutive [first, last] block ranges covering all {num_layers} blocks '
                                  f'(e.g. [[0, 11], [12, 23], [24, 35], [36, 47]] for 48 blocks)')
             expected_first = r[1] + 1
-        if not ranges:
-            raise ValueError('InternViTAdapter: interaction_indexes is empty')
+        if expected_first != num_layers:
+            raise ValueError(f'InternViTAdapter: interaction_indexes={[list(r) for r in ranges]} must be '
+                             f'consecutive [first, last] block ranges covering all {num_layers} blocks '
+                             f'(e.g. [[0, 11], [12, 23], [24, 35], [36, 47]] for 48 blocks)')
         return ranges
 
     def _reset_adapter_parameters(self) -> None:
         """As the original: trunc-normal linear layers, fan-out normal convs, unit norms; mmcv's own
         initialisation of the deformable attention is kept."""
         nn.init.normal_(self.level_embed)
+        deformable = {id(m) for attn in self.modules() if isinstance(attn, MultiScaleDeformableAttention)
+                      for m in attn.modules()}
         for name, m in self.named_modules():
-            if name.startswith('vit') or isinstance(m, MultiScaleDeformableAttention):
+            if name.startswith('vit') or id(m) in deformable:
                 continue
-            if isinstance(m, nn.Linear) and not name.rsplit('.', 1)[-1] in ('sampling_offsets', 'attention_weights',
-                                                                               'value_proj', 'output_proj'):
+            if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -238,7 +241,8 @@ class InternViTAdapter(InternViTBackbone):
     def size_divisor(self) -> int:
         return LEVEL_STRIDES[-1]
 
-    def _maybe_checkpoint(self, fn, *args):
+    def _maybe_checkpoint(self, fn: Callable[..., torch.Tensor], *args: Any) -> torch.Tensor:
+        """``fn(*args)``, recomputed in the backward pass under ``with_cp`` (as the ViT's blocks are)."""
         if self.vit.with_cp and self.training and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
             return checkpoint(fn, *args, use_reentrant=False)
         return fn(*args)

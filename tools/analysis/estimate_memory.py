@@ -8,9 +8,11 @@ offload, or plain DDP), then for ZeRO stages 0-3 with and without optimizer CPU 
 The model is built on the meta device for its parameter counts (no weights are read). Activations
 are measured on 1- and 2-block copies of the model at --measure-size (a multiple of 28) and scaled to
 the config's depth, crop and batch per GPU. A setting fits when it leaves 10% of the GPU free.
+Segmentation configs only: a detection config is refused with a message.
 """
 import argparse
 import os
+import sys
 
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -26,7 +28,16 @@ def row(label: str, plan: Plan) -> str:
             f'{"yes" if plan.fits else "no"}')
 
 
-def main() -> None:
+def main() -> int:
+    try:
+        run()
+    except ValueError as e:  # a detection config: not planned
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    return 0
+
+
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('configs', nargs='+')
     parser.add_argument('--table', action='store_true', help="one markdown row per config (the README's table)")
@@ -69,4 +80,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
