@@ -8,6 +8,11 @@ RMSNorm + whole-embedding qk-norm (6B) or LayerNorm + qkv bias (300M). There is 
 Dense features: ``forward`` returns, for each index in ``out_indices``, the output of that block
 (0-based, after both residual adds, cls token dropped) as an NCHW map of stride ``patch_size``.
 
+Inputs of any size are accepted: a side that is not a multiple of the patch size is zero-padded at the
+bottom / right (as mmseg's ViT does), so the maps have ``ceil(H / p) x ceil(W / p)`` cells, the last
+row / column covering the padding. The position embedding is interpolated bicubically from the
+pretrained grid at run time.
+
 Detection options (ViTDet, Li et al. ECCV 2022): ``window_size`` > 0 makes every block not listed in
 ``global_attn_indexes`` attend within non-overlapping windows of the patch grid (``window.py``: the
 grid padded to a multiple of the window, the padding masked out); the cls token skips windowed blocks
@@ -15,10 +20,6 @@ grid padded to a multiple of the window, the padding masked out); the cls token 
 entry altogether; a checkpoint's are then discarded on load. A patch of 16 from the 14-pixel
 checkpoints is an arch dict with ``patch_size=16`` (and ``img_size=256``, the same 16x16 grid as
 224px): the loader resizes the kernel and the position embedding.
-Inputs of any size are accepted: a side that is not a multiple of the patch size is zero-padded at the
-bottom / right (as mmseg's ViT does), so the maps have ``ceil(H / p) x ceil(W / p)`` cells, the last
-row / column covering the padding. The position embedding is interpolated bicubically from the
-pretrained grid at run time.
 
 Weights: construction never reads files; ``init_weights()`` initialises them and, when
 ``pretrained`` is set, loads that checkpoint in any published format (see ``internvl.checkpoint``).
@@ -174,9 +175,9 @@ class InternViT(nn.Module):
         return {'pos_embed', 'cls_token'}
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Images [B, 3, H, W] -> tokens [B, P + h*w, C] (P = ``num_prefix_tokens``, the cls token) with
-        position embedding, and the grid
-        (h, w) = (ceil(H / p), ceil(W / p)): sides are zero-padded at the bottom / right to the patch."""
+        """Images [B, 3, H, W] -> tokens [B, P + h*w, C] with position embedding (P = ``num_prefix_tokens``:
+        1 with the cls token, else 0), and the grid (h, w) = (ceil(H / p), ceil(W / p)): sides are
+        zero-padded at the bottom / right to the patch."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f'InternViT takes images [B, 3, H, W], got a tensor of shape {list(x.shape)}')
         H, W = x.shape[-2:]
