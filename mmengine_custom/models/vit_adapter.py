@@ -205,19 +205,19 @@ class InternViTAdapter(InternViTBackbone):
 
     @staticmethod
     def _check_interactions(indexes: Sequence[Sequence[int]], num_layers: int) -> tuple[tuple[int, int], ...]:
+        """``[first, last]`` ranges, consecutive from block 0 to the last block."""
         ranges = tuple(tuple(int(i) for i in r) for r in indexes)
         expected_first = 0
         for r in ranges:
-            if len(r) != 2 or r[0] != expected_first or r[1] < r[0] or r[1] >= num_layers:
-                raise ValueError(f'InternViTAdapter: interaction_indexes={[list(r) for r in ranges]} must be '
-                                 f'consecutive [first, last] block ranges covering all {num_layers} blocks '
-                                 f'(e.g. [[0, 11], [12, 23], [24, 35], [36, 47]] for 48 blocks)')
+            if len(r) != 2 or r[0] != expected_first or r[1] < r[0]:
+                break
             expected_first = r[1] + 1
-        if expected_first != num_layers:
-            raise ValueError(f'InternViTAdapter: interaction_indexes={[list(r) for r in ranges]} must be '
-                             f'consecutive [first, last] block ranges covering all {num_layers} blocks '
-                             f'(e.g. [[0, 11], [12, 23], [24, 35], [36, 47]] for 48 blocks)')
-        return ranges
+        else:
+            if expected_first == num_layers:
+                return ranges
+        raise ValueError(f'InternViTAdapter: interaction_indexes={[list(r) for r in ranges]} must be '
+                         f'consecutive [first, last] block ranges covering all {num_layers} blocks '
+                         f'(e.g. [[0, 11], [12, 23], [24, 35], [36, 47]] for 48 blocks)')
 
     def _reset_adapter_parameters(self) -> None:
         """As the original: trunc-normal linear layers, fan-out normal convs, unit norms; mmcv's own
