@@ -94,7 +94,7 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, strict: bool = Tr
     them all; otherwise they are logged by name.
     """
     ckpt, ckpt_arch = read_canonical(path)
-    return _load_canonical(model, ckpt, ckpt_arch, str(path), strict)
+    return load_canonical(model, ckpt, ckpt_arch, str(path), strict)
 
 
 def build_from_pretrained(path: str | os.PathLike, **kwargs: Any) -> nn.Module:
@@ -105,18 +105,20 @@ def build_from_pretrained(path: str | os.PathLike, **kwargs: Any) -> nn.Module:
     if 'arch' not in kwargs:
         kwargs['arch'] = ckpt_arch or infer_arch(ckpt.state_dict, ARCH_PRESETS, str(path))
     model = InternViT(**kwargs)
-    _load_canonical(model, ckpt, ckpt_arch, str(path), strict=True)
+    load_canonical(model, ckpt, ckpt_arch, str(path), strict=True)
     return model
 
 
-def _load_canonical(model: nn.Module, ckpt: CanonicalCheckpoint, ckpt_arch: Optional[dict], source: str,
-                    strict: bool) -> tuple[list, list]:
+def load_canonical(model: nn.Module, ckpt: CanonicalCheckpoint, ckpt_arch: Optional[dict], source: str,
+                   strict: bool, assign: bool = False) -> tuple[list, list]:
+    """Load a checkpoint already read by ``read_canonical`` (``assign``: take the checkpoint's tensors
+    instead of copying into the model's, for a model built on the meta device)."""
     _check_arch(model.arch, ckpt_arch, source)
     state_dict = dict(ckpt.state_dict)
     _adapt_to_model(model, state_dict, source)
     missing, unexpected = check_state_dict(model.state_dict(), state_dict, f'{source} ({ckpt.format.describe()})',
                                            strict)
-    model.load_state_dict({k: v for k, v in state_dict.items() if k not in unexpected}, strict=False)
+    model.load_state_dict({k: v for k, v in state_dict.items() if k not in unexpected}, strict=False, assign=assign)
     logger.info('loaded %s into %s', source, type(model).__name__)
     return missing, unexpected
 
