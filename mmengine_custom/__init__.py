@@ -1,8 +1,9 @@
 """OpenMMLab glue shared by ``mmseg_custom`` and ``mmdet_custom``: the compatibility workarounds for
 this stack (applied on import, before any runner is built), the optimizer constructors and hooks."""
-from . import compat
+from . import compat, crash_safety
 
 compat.apply()
+crash_safety.install()
 
 from .hooks import BroadcastBuffersHook  # noqa: E402
 from .optim import LayerDecayOptimWrapperConstructor  # noqa: E402

@@ -27,7 +27,7 @@ before any runner is built (configs import our layers through ``custom_imports``
 
 mmseg 1.2.2's own ``tools/analysis_tools/get_flops.py`` passes both ``input_shape`` and ``inputs``
 (ENVIRONMENT.md item 7): that is a bug in a script, not in a library we call, so it has no patch
-here; our FLOPs tool calls ``mmengine.analysis`` correctly.
+here; our FLOPs tool (``tools/analysis/get_flops.py``) counts with fvcore.
 """
 import functools
 import json

@@ -39,3 +39,33 @@ class BroadcastBuffersHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         if get_world_size() > 1:
             broadcast_buffers(runner.model)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped on a NaN or infinite loss."""
+
+
+class BadDataError(ValueError):
+    """Training stopped on a sample that is wrong (the message names its file)."""
+
+
+@HOOKS.register_module()
+class StopOnNonFiniteLossHook(Hook):
+    """Stop at the first iteration whose loss is NaN or infinite, naming it and the checkpoint to go back
+    to. It runs before the checkpoint hook, so the weights that step corrupted are never saved: the
+    latest checkpoint stays the last good one."""
+
+    priority = 'ABOVE_NORMAL'
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Optional[Any] = None,
+                         outputs: Optional[dict] = None) -> None:
+        loss = (outputs or {}).get('loss')
+        if loss is None or bool(torch.isfinite(torch.as_tensor(loss)).all()):
+            return
+        from mmengine.runner import find_latest_checkpoint
+        last = find_latest_checkpoint(runner.work_dir)
+        terms = {k: float(v) for k, v in outputs.items() if 'loss' in k and torch.as_tensor(v).numel() == 1}
+        raise NonFiniteLossError(
+            f'iteration {runner.iter + 1}: the loss is not finite ({terms}); training stopped before anything '
+            f'was saved. The last good checkpoint: {last or "none saved yet"} (resume from it with a lower '
+            f'learning rate, or check the data of this iteration)')

@@ -2,6 +2,7 @@
 line sets it, a clear check of the data folders and of a checkpoint before anything is built, and the
 runner."""
 import argparse
+import difflib
 import os
 import os.path as osp
 import re
@@ -54,6 +55,34 @@ def parse_tool_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
     return args
 
 
+def check_cfg_options(cfg: Config, options: dict) -> None:
+    """Refuse a ``--cfg-options`` key whose parent is not in the config, or that is missing where the
+    config has a key of a similar name (a typo would otherwise add a setting nothing reads). A new key
+    under an existing one (an argument the config leaves to its default) is accepted."""
+    for key in options:
+        node, path = cfg._cfg_dict, []
+        parts = key.split('.')
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, dict) and last:
+                close = difflib.get_close_matches(part, [str(k) for k in node], n=3, cutoff=0.75)
+                if close:
+                    where = '.'.join(path) or 'the top level'
+                    raise ValueError(f'--cfg-options {key}: the config has no {part!r} under {where}; did you mean '
+                                   f'{" or ".join(repr(c) for c in close)}?')
+                break
+            else:
+                where = '.'.join(path) or 'the top level'
+                there = sorted(str(k) for k in node) if isinstance(node, dict) else f'a {type(node).__name__}'
+                raise ValueError(f'--cfg-options {key}: the config has no {part!r} under {where} '
+                               f'(there: {there})')
+            path.append(part)
+
+
 def load_config(path: str, work_dir: Optional[str] = None, cfg_options: Optional[dict] = None,
                 launcher: str = 'none', cpu: bool = False) -> Config:
     """The config of ``path`` with the command line's overrides; work_dir defaults to work_dirs/<name>.
@@ -62,6 +91,7 @@ def load_config(path: str, work_dir: Optional[str] = None, cfg_options: Optional
         raise FileNotFoundError(f'config not found: {path}')
     cfg = Config.fromfile(path)
     if cfg_options:
+        check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     if cpu:
         cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
@@ -134,9 +164,15 @@ def verify_checkpoint(cfg: Config, checkpoint: str) -> None:
 def build_runner(cfg: Config) -> Runner:
     """mmengine's FlexibleRunner when the config sets a ``strategy`` (DeepSpeed, FSDP), else the Runner.
 
-    Under DeepSpeed, ``BroadcastBuffersHook`` is added: DeepSpeed, unlike DDP, never broadcasts the
-    buffers (BatchNorm statistics), so without it each rank validates with its own and the checkpoint
-    holds rank 0's."""
+    ``StopOnNonFiniteLossHook`` (a NaN loss stops training, naming the iteration) and ``ResumeRNGHook``
+    (a resumed run continues as an uninterrupted one) are always added. Under DeepSpeed,
+    ``BroadcastBuffersHook`` is added: DeepSpeed, unlike DDP, never broadcasts the buffers (BatchNorm
+    statistics), so without it each rank validates with its own and the checkpoint holds rank 0's."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    for hook in ('StopOnNonFiniteLossHook', 'ResumeRNGHook'):
+        if not any(h.get('type') == hook for h in hooks):
+            hooks.append(dict(type=hook))
+    cfg.custom_hooks = hooks
     if not cfg.get('strategy'):
         return Runner.from_cfg(cfg)
     from mmengine.runner import FlexibleRunner
@@ -146,7 +182,6 @@ def build_runner(cfg: Config) -> Runner:
         if cfg.launcher == 'none':
             single_process_env()
             cfg.launcher = 'pytorch'
-        hooks = list(cfg.get('custom_hooks') or [])
         if not any(h.get('type') == 'BroadcastBuffersHook' for h in hooks):
             cfg.custom_hooks = hooks + [dict(type='BroadcastBuffersHook')]
     return FlexibleRunner.from_cfg(cfg)

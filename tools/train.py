@@ -6,6 +6,8 @@ import sys
 
 import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
 from internvl.checkpoint import CheckpointError
+from mmengine_custom.crash_safety import resumable_checkpoint
+from mmengine_custom.hooks import BadDataError, NonFiniteLossError
 from mmengine_custom.runner import (add_common_arguments, build_runner, check_data_roots, config_task, load_config,
                                    parse_tool_args)
 
@@ -29,12 +31,16 @@ def main() -> int:
         print(f'error: {e}', file=sys.stderr)
         return 1
     cfg.resume = args.resume
+    if args.resume:  # the newest complete checkpoint; a truncated or corrupt one is named and skipped
+        found = resumable_checkpoint(cfg.work_dir)
+        if found:
+            cfg.load_from = found
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
     try:
         build_runner(cfg).train()
-    except CheckpointError as e:  # load_from / --resume / pretrained: a refused or unreadable checkpoint
+    except (CheckpointError, NonFiniteLossError, BadDataError) as e:  # a refused checkpoint; a NaN loss; bad data
         print(f'error: {e}', file=sys.stderr)
         return 1
     return 0

@@ -82,10 +82,12 @@ def onednn_linear() -> Optional[Callable]:
 def linear(x: torch.Tensor, layer: nn.Linear, gelu: bool = False) -> torch.Tensor:
     """``layer(x)``, then exact GELU if ``gelu``. Without autograd and outside autocast, fp32 on the CPU
     goes through oneDNN's matmul (GELU fused into it) where that is faster; that op has no backward,
-    and autocast must pick the dtype itself, so training and autocast use ``F.linear``."""
+    and autocast must pick the dtype itself, so training and autocast use ``F.linear`` (as does
+    tracing: FLOP counters know aten's ops, and the tracer fails on oneDNN's)."""
     op = None
     if (x.device.type == 'cpu' and x.dtype == torch.float32 and layer.weight.dtype == torch.float32
-            and not _recorded(x, layer.weight) and not torch.is_autocast_enabled('cpu')):
+            and not _recorded(x, layer.weight) and not torch.is_autocast_enabled('cpu')
+            and not torch.jit.is_tracing()):
         op = onednn_linear()
     if op is not None:
         return op(x, layer.weight, layer.bias, 'gelu' if gelu else 'none', [], 'none' if gelu else '')

@@ -10,7 +10,9 @@ Two more things every InternViT segmentor needs: the features reach the neck or 
 module's dtype (``cast_to_consumer``: the precision policy), and an input whose sides are not
 multiples of the backbone's ``size_divisor`` (the ViT patch; 32 for the adapter) - a crop of an image
 smaller than the crop size, any whole-inference size - is padded at the bottom / right and its logits
-are cropped back, so they align with the image.
+are cropped back, so they align with the image. And a training label outside the class range (not
+the ignore index) is an error naming its label-map file, where the loss would fail on an index
+without saying which file.
 """
 import torch
 import torch.nn.functional as F
@@ -20,12 +22,30 @@ from torch import Tensor
 
 from internvl.utils.sliding import slide_windows
 
+from mmengine_custom.hooks import BadDataError
 from mmengine_custom.models.utils import cast_to_consumer
+
+
+def check_labels(data_samples: list, num_classes: int, ignore_index: int) -> None:
+    """Refuse a label value that is neither a class (0 .. num_classes - 1) nor ``ignore_index``."""
+    for sample in data_samples:
+        labels = sample.gt_sem_seg.data
+        bad = labels[(labels >= num_classes) & (labels != ignore_index) | (labels < 0)]
+        if bad.numel():
+            values = sorted(set(bad.unique().tolist()))[:10]
+            raise BadDataError(f'{sample.metainfo.get("seg_map_path", "a label map")}: label values {values} are '
+                             f'outside the class range 0..{num_classes - 1} (ignore index {ignore_index}; after '
+                             f'reduce_zero_label where the pipeline applies it). tools/check_dataset.py lists '
+                             f'every such file')
 
 
 @MODELS.register_module()
 class BatchedSlideEncoderDecoder(EncoderDecoder):
     """``EncoderDecoder`` with batched slide inference (``test_cfg.crop_batch_size``)."""
+
+    def loss(self, inputs: Tensor, data_samples: list) -> dict:
+        check_labels(data_samples, self.decode_head.num_classes, self.decode_head.ignore_index)
+        return super().loss(inputs, data_samples)
 
     def extract_feat(self, inputs: Tensor) -> list[Tensor]:
         features = cast_to_consumer(self.backbone(inputs), self.neck if self.with_neck else self.decode_head)

@@ -1,0 +1,104 @@
+"""Training survives SIGKILL: checkpoints are atomic, --resume skips a truncated latest checkpoint (naming
+it), and a run killed at a random moment ends with the weights of an uninterrupted run (plain Runner
+and DeepSpeed, CPU, fixed seed)."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmengine_custom.crash_safety import checkpoint_problem, resumable_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / 'configs' / 'demo' / 'upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py'
+DS_CONFIG = REPO / 'configs' / 'demo' / 'upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112_ds-zero2.py'
+ITERS = 8
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    from mmseg_custom.datasets import write_synthetic_ade
+    return write_synthetic_ade(tmp_path_factory.mktemp('crash') / 'data', num_train=16, num_val=2, size=112)
+
+
+def command(config: Path, work: Path, data: Path, resume: bool = False) -> list[str]:
+    roots = [f'{split}_dataloader.dataset.data_root={data}' for split in ('train', 'val', 'test')]
+    return [sys.executable, 'tools/train.py', str(config), '--work-dir', str(work), *(['--resume'] if resume else []),
+            '--cfg-options', *roots, f'train_cfg.max_iters={ITERS}', f'train_cfg.val_interval={ITERS * 10}',
+            'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=10',
+            'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1']
+
+
+def run(cmd: list[str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900,
+                            env={**os.environ, 'PYTHONPATH': str(REPO), 'PORT': '29563'})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def final_weights(work: Path) -> dict[str, torch.Tensor]:
+    final = work / f'iter_{ITERS}.pth'
+    if final.is_dir():  # DeepSpeed: the module's weights in the model-states file
+        return torch.load(next(final.glob('*model_states.pt')), weights_only=False)['module']
+    return torch.load(final, weights_only=False)['state_dict']
+
+
+def kill_at_random(cmd: list[str], work: Path, seed: int) -> None:
+    """Start training, wait for a random checkpoint, then SIGKILL it a random fraction of a second later
+    (in an iteration, or in the middle of writing the next checkpoint)."""
+    rng = random.Random(seed)
+    after = rng.choice([2, 4])
+    process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, 'PYTHONPATH': str(REPO), 'PORT': '29563'}, start_new_session=True)
+    deadline = time.time() + 600
+    while not (work / f'iter_{after}.pth').exists():
+        assert process.poll() is None and time.time() < deadline, 'training ended before it could be killed'
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0.0, 1.5))
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (work / f'iter_{ITERS}.pth').exists(), 'killed too late: the run had finished'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', [CONFIG, DS_CONFIG], ids=['runner', 'deepspeed'])
+def test_killed_run_resumes_to_the_uninterrupted_weights(data, tmp_path, config):
+    run(command(config, tmp_path / 'whole', data))
+    killed = tmp_path / 'killed'
+    kill_at_random(command(config, killed, data), killed, seed=zlib.crc32(config.name.encode()))
+    resumed = run(command(config, killed, data, resume=True))
+    assert 'Advance dataloader' in resumed.stdout + resumed.stderr  # it resumed, it did not restart
+    expected, got = final_weights(tmp_path / 'whole'), final_weights(killed)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_a_truncated_latest_checkpoint_is_named_and_skipped(tmp_path, capsys):
+    for step in (2, 4):
+        torch.save({'state_dict': {'w': torch.full((64, 64), float(step))}}, tmp_path / f'iter_{step}.pth')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_4.pth'))
+    assert resumable_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_4.pth')
+    data = (tmp_path / 'iter_4.pth').read_bytes()
+    (tmp_path / 'iter_4.pth').write_bytes(data[:len(data) // 2])
+    assert 'truncated or corrupt' in checkpoint_problem(str(tmp_path / 'iter_4.pth'))
+    assert resumable_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
+    assert f'cannot resume from {tmp_path / "iter_4.pth"}: iter_4.pth is truncated or corrupt' in capsys.readouterr().out
+    (tmp_path / 'iter_2.pth.tmp').write_bytes(b'half')  # an interrupted write is never a candidate
+    assert resumable_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
+
+
+def test_checkpoints_are_written_under_a_temporary_name_first(tmp_path, monkeypatch):
+    import mmengine.runner.runner as runner_module
+    import mmengine_custom  # noqa: F401  (installs the atomic writes)
+    written = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, 'replace', lambda src, dst: written.append((Path(src).name, Path(dst).name)) or
+                        real_replace(src, dst))
+    runner_module.save_checkpoint({'state_dict': {'w': torch.ones(2)}}, str(tmp_path / 'iter_2.pth'))
+    assert written == [('iter_2.pth.tmp', 'iter_2.pth')] and checkpoint_problem(str(tmp_path / 'iter_2.pth')) is None
