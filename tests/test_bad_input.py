@@ -78,3 +78,18 @@ def test_training_names_a_label_map_outside_the_class_range(tmp_path):
     assert re.search(r'ADE_train_0000000\d\.png: label values \[199\] are outside the class range 0\.\.149',
                      result.stderr)
     assert not list((tmp_path / 'work').glob('*.pth'))
+
+
+def test_training_names_an_unreadable_image(tmp_path):
+    from mmseg_custom.datasets import write_synthetic_ade
+    data = write_synthetic_ade(tmp_path / 'data', num_train=2, num_val=1, size=112)
+    for image in (data / 'images' / 'training').glob('*.jpg'):
+        image.write_bytes(image.read_bytes()[:200])  # truncated
+    roots = [f'{loader}.dataset.data_root={data}' for loader in ('train_dataloader', 'val_dataloader',
+                                                                  'test_dataloader')]
+    result = subprocess.run(
+        [sys.executable, 'tools/train.py', str(CONFIG), '--work-dir', str(tmp_path / 'work'), '--cfg-options', *roots,
+         'train_cfg.max_iters=2', 'train_dataloader.batch_size=1'], capture_output=True, text=True, cwd=REPO,
+        timeout=900)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert re.search(r'error: failed to load image: .*ADE_train_0000000\d\.jpg', result.stderr), result.stderr[-2000:]

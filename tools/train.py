@@ -43,6 +43,13 @@ def main() -> int:
     except (CheckpointError, NonFiniteLossError, BadDataError) as e:  # a refused checkpoint; a NaN loss; bad data
         print(f'error: {e}', file=sys.stderr)
         return 1
+    except (AssertionError, FileNotFoundError) as e:  # mmcv's image loader, also from a loader worker
+        line = str(e).strip().splitlines()[-1]
+        if 'failed to load image' not in line and not isinstance(e, FileNotFoundError):
+            raise
+        print(f'error: {line.removeprefix("AssertionError: ")} (unreadable or truncated; '
+              f'tools/check_dataset.py lists every such file)', file=sys.stderr)
+        return 1
     return 0
 
 
