@@ -56,30 +56,27 @@ def parse_tool_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
 
 
 def check_cfg_options(cfg: Config, options: dict) -> None:
-    """Refuse a ``--cfg-options`` key whose parent is not in the config, or that is missing where the
-    config has a key of a similar name (a typo would otherwise add a setting nothing reads). A new key
-    under an existing one (an argument the config leaves to its default) is accepted."""
+    """Refuse a ``--cfg-options`` key that is missing where the config has a key of a similar name (a
+    typo would otherwise add a setting nothing reads), or that goes below a value that is not a dict or
+    list. A new key with no similar neighbour (an argument the config leaves to its default, a new
+    ``init_cfg``) is accepted."""
     for key in options:
         node, path = cfg._cfg_dict, []
-        parts = key.split('.')
-        for depth, part in enumerate(parts):
-            last = depth == len(parts) - 1
+        for part in key.split('.'):
+            where = '.'.join(path) or 'the top level'
             if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
             elif isinstance(node, dict) and part in node:
                 node = node[part]
-            elif isinstance(node, dict) and last:
+            elif isinstance(node, dict):
                 close = difflib.get_close_matches(part, [str(k) for k in node], n=3, cutoff=0.75)
                 if close:
-                    where = '.'.join(path) or 'the top level'
-                    raise ValueError(f'--cfg-options {key}: the config has no {part!r} under {where}; did you mean '
-                                   f'{" or ".join(repr(c) for c in close)}?')
+                    raise ValueError(f'--cfg-options {key}: the config has no {part!r} under {where}; did you '
+                                     f'mean {" or ".join(repr(c) for c in close)}?')
                 break
             else:
-                where = '.'.join(path) or 'the top level'
-                there = sorted(str(k) for k in node) if isinstance(node, dict) else f'a {type(node).__name__}'
-                raise ValueError(f'--cfg-options {key}: the config has no {part!r} under {where} '
-                               f'(there: {there})')
+                raise ValueError(f'--cfg-options {key}: {where} is {type(node).__name__} {node!r}, it has no '
+                                 f'{part!r}')
             path.append(part)
 
 

@@ -19,8 +19,8 @@ CONFIG = REPO / 'configs' / 'demo' / 'upernet_internvit-tiny_1xb8-500it_syntheti
 @pytest.mark.parametrize('option, message', [
     ('model.backbone.drop_path', "no 'drop_path' under model.backbone; did you mean 'drop_path_rate'?"),
     ('train_cfg.max_iter', "no 'max_iter' under train_cfg; did you mean 'max_iters'?"),
-    ('model.backbon.arch', "no 'backbon' under model (there: ["),
-    ('optim_wrapper.optimizer.lr.x', "no 'x' under optim_wrapper.optimizer.lr (there: a float)"),
+    ('model.backbon.arch', "no 'backbon' under model; did you mean 'backbone'?"),
+    ('optim_wrapper.optimizer.lr.x', "optim_wrapper.optimizer.lr is float 0.001, it has no 'x'"),
 ])
 def test_cfg_options_refuse_keys_the_config_does_not_have(option, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -29,8 +29,10 @@ def test_cfg_options_refuse_keys_the_config_does_not_have(option, message):
 
 def test_cfg_options_accept_existing_and_new_arguments():
     cfg = load_config(str(CONFIG), cfg_options={'train_cfg.max_iters': 7, 'model.backbone.with_cp': True,
-                                                'runner_type': 'Runner', 'train_pipeline.0.type': 'LoadImageFromFile'})
+                                                'runner_type': 'Runner', 'train_pipeline.0.type': 'LoadImageFromFile',
+                                                'model.init_cfg.type': 'Pretrained'})
     assert cfg.train_cfg.max_iters == 7 and cfg.model.backbone.with_cp is True and cfg.runner_type == 'Runner'
+    assert cfg.model.init_cfg.type == 'Pretrained'
 
 
 def test_non_finite_loss_names_the_iteration_and_the_checkpoint_to_keep(tmp_path):
