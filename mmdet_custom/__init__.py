@@ -3,6 +3,8 @@ import via ``custom_imports = dict(imports=['mmdet_custom'], allow_failed_import
 import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner; optimizer constructors)
 
 from .datasets import write_synthetic_coco
-from .models import InternViTAdapter, InternViTBackbone
+from .models import (FP32BoxRoIHead, FP32BoxRPNHead, FP32RoIExtractor, InternViTAdapter, InternViTBackbone,
+                     InternViTMaskRCNN)
 
-__all__ = ['InternViTAdapter', 'InternViTBackbone', 'write_synthetic_coco']
+__all__ = ['FP32BoxRPNHead', 'FP32BoxRoIHead', 'FP32RoIExtractor', 'InternViTAdapter', 'InternViTBackbone',
+           'InternViTMaskRCNN', 'write_synthetic_coco']

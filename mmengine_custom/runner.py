@@ -158,6 +158,25 @@ def verify_checkpoint(cfg: Config, checkpoint: str) -> None:
     check_state_dict(model.state_dict(), state_dict, f'{checkpoint} (for the model of the config)')
 
 
+def apply_amp(cfg: Config, cuda: bool) -> str:
+    """``tools/train.py --amp``: mmengine's ``AmpOptimWrapper`` (autocast + loss scaling) in the dtype
+    the task's kernels take, returned. On a GPU: fp16 for detection (the reference's precision; mmcv's
+    RoIAlign and deformable-attention kernels take fp32 and fp16), bf16 for segmentation where the GPU
+    has it (the reference's; fp16 otherwise); on the CPU: bf16 (autocast's CPU dtype). A dtype the
+    config already gives ``optim_wrapper`` is kept. A DeepSpeed recipe is refused: its precision is its
+    strategy's (``strategy.fp16`` / ``strategy.bf16``)."""
+    if cfg.get('strategy') or cfg.optim_wrapper.get('type') == 'DeepSpeedOptimWrapper':
+        raise ValueError('--amp does not apply to a DeepSpeed recipe: its precision is the strategy\'s '
+                         '(strategy.fp16 / strategy.bf16, see configs/_base_/strategies/)')
+    if cuda:
+        bf16 = config_task(cfg) == 'mmseg' and torch.cuda.is_bf16_supported()
+        dtype = 'bfloat16' if bf16 else 'float16'
+    else:
+        dtype = 'bfloat16'
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    return cfg.optim_wrapper.setdefault('dtype', dtype)
+
+
 def build_runner(cfg: Config) -> Runner:
     """mmengine's FlexibleRunner when the config sets a ``strategy`` (DeepSpeed, FSDP), else the Runner.
 

@@ -100,7 +100,12 @@ def test_train_test_infer_learns_the_shapes(coco, tmp_path):
 
 
 @pytest.mark.slow
-def test_every_coco_and_adapter_recipe_trains_a_step(tmp_path):
+def test_every_coco_and_adapter_recipe_trains_and_validates_in_its_precision(tmp_path):
+    """Each recipe as its strategy casts it on a GPU (DeepSpeed fp16 / bf16 autocast on fp32 weights):
+    the ViT computes in the recipe's half dtype, the fp16 ones under DeepSpeed's dynamic loss scale, and
+    every mmcv kernel whose CUDA and CPU twins take different dtypes gets one both take - nms and
+    RoIAlign fp32 (their CPU kernels' only dtype; box arithmetic out of fp16), the deformable attention's
+    values fp32 or fp16 (the CUDA kernel's dtypes; bf16 is upcast)."""
     from mmdet_custom.datasets import write_synthetic_coco
     from mmseg_custom.datasets import write_synthetic_ade
     write_synthetic_coco(tmp_path / 'data' / 'coco', num_train=4, num_val=2, size=64)
@@ -108,5 +113,12 @@ def test_every_coco_and_adapter_recipe_trains_a_step(tmp_path):
     steps = run_steps(tmp_path / 'data', tmp_path, [str(p) for p in RECIPES])
     assert sorted(steps) == sorted(p.stem for p in RECIPES)
     for path in RECIPES:
-        loss, changed, dtype = steps[path.stem]
-        assert changed == ('-frozen' not in path.name), path.name
+        step = steps[path.stem]
+        half = 'bfloat16' if path.stem.endswith('-bf16') else 'float16'
+        assert step.backbone_changed == ('-frozen' not in path.name), path.name
+        assert step.dtypes['vit'] == {half}, (path.name, step.dtypes)
+        assert (step.loss_scale is not None) == (half == 'float16'), path.name
+        if path.name.startswith('mask-rcnn'):
+            assert step.dtypes['nms'] == step.dtypes['roi_align'] == {'float32'}, (path.name, step.dtypes)
+        if 'adapter' in path.name:
+            assert step.dtypes['deform_attn'] <= {'float32', 'float16'}, (path.name, step.dtypes)

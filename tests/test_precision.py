@@ -1,11 +1,15 @@
-"""One precision policy: every shipped recipe, and every combination of frozen / trained backbone x
-plain Runner / DeepSpeed x fp32 / bf16, runs a training step (tests/recipe_step.py, shrunk to the CPU,
-one process), the backbone moving exactly when it is trained."""
+"""One precision policy (mmengine_custom/precision.py): every shipped segmentation recipe, and every
+combination of frozen / trained backbone x plain Runner / DeepSpeed x fp32 / bf16, runs a training step
+and a validation step (tests/recipe_step.py, shrunk to the CPU, one process, the recipe's own
+precision), the backbone moving exactly when it is trained and computing in the recipe's dtype; and
+the DeepSpeed behaviour the fp16 strategy works around. The COCO and adapter recipes:
+tests/test_det_training.py."""
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple, Optional
 
 import pytest
 
@@ -30,6 +34,17 @@ COMBINATIONS = {  # (frozen, strategy, precision) -> config::options
 }
 
 
+def expected_vit_dtypes(frozen: bool, strategy: str, precision: str) -> set[str]:
+    """The dtypes the ViT's attention computes in, training and validation together: a frozen ViT is
+    stored in its backbone_dtype (bf16 in every frozen combination but the plain fp32 one); AMP
+    autocasts the training step only (mmengine validates in fp32)."""
+    if frozen and (strategy == 'deepspeed' or precision == 'bf16'):
+        return {'bfloat16'}
+    if strategy == 'plain' and precision == 'bf16':
+        return {'bfloat16', 'float32'}
+    return {'bfloat16' if 'bf16' in precision else 'float32'}
+
+
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     from mmseg_custom.datasets import write_synthetic_ade
@@ -38,13 +53,28 @@ def data(tmp_path_factory):
     return root
 
 
-def run_steps(data: Path, work: Path, specs: list[str]) -> dict[str, tuple[float, bool, str]]:
+class Step(NamedTuple):
+    """What tests/recipe_step.py saw of one recipe: its training step, and the dtypes that reached the
+    ViT's blocks and mmcv's kernels in that step and the validation after it."""
+    loss: float
+    backbone_changed: bool
+    features_dtype: str
+    loss_scale: Optional[float]
+    dtypes: dict[str, set[str]]
+
+
+def run_steps(data: Path, work: Path, specs: list[str]) -> dict[str, Step]:
     env = {**os.environ, 'CUDA_VISIBLE_DEVICES': '', 'PYTHONPATH': os.pathsep.join([str(REPO), str(REPO / 'tests')])}
     result = subprocess.run([sys.executable, str(REPO / 'tests' / 'recipe_step.py'), str(data), str(work), *specs],
                             capture_output=True, text=True, env=env, cwd=REPO, timeout=3000)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    steps = re.findall(r'^STEP (\S+) loss=(\S+) backbone_changed=(\w+) dtype=(\S+)$', result.stdout, re.M)
-    return {name: (float(loss), changed == 'True', dtype) for name, loss, changed, dtype in steps}
+    steps = re.findall(r'^STEP (\S+) loss=(\S+) backbone_changed=(\w+) dtype=(\S+) loss_scale=(\S+) skipped=\d+$',
+                       result.stdout, re.M)
+    seen = dict(re.findall(r'^DTYPES (\S+) ?(.*)$', result.stdout, re.M))
+    assert sorted(seen) == sorted(name for name, *_ in steps), result.stdout[-3000:]  # each recipe validated
+    return {name: Step(float(loss), changed == 'True', dtype, None if scale == 'None' else float(scale),
+                       {op: set(dtypes.split(',')) for op, dtypes in (item.split('=') for item in seen[name].split())})
+            for name, loss, changed, dtype, scale in steps}
 
 
 @pytest.mark.slow
@@ -53,8 +83,9 @@ def test_every_combination_trains_a_step(data, tmp_path):
     assert len(steps) == len(COMBINATIONS)
     for (frozen, strategy, precision), spec in COMBINATIONS.items():
         name = Path(spec.split('::')[0]).stem + (f'::{spec.split("::")[1]}' if '::' in spec else '')
-        loss, changed, _ = steps[name]
-        assert changed == (not frozen), (frozen, strategy, precision)
+        step = steps[name]
+        assert step.backbone_changed == (not frozen), (frozen, strategy, precision)
+        assert step.dtypes['vit'] == expected_vit_dtypes(frozen, strategy, precision), (name, step.dtypes)
 
 
 @pytest.mark.slow
@@ -62,5 +93,53 @@ def test_every_shipped_recipe_trains_a_step(data, tmp_path):
     steps = run_steps(data, tmp_path, [str(p) for p in RECIPES])
     assert sorted(steps) == sorted(p.stem for p in RECIPES)
     for path in RECIPES:
-        loss, changed, _ = steps[path.stem]
-        assert changed == ('-frozen' not in path.name), path.name
+        step = steps[path.stem]
+        assert step.backbone_changed == ('-frozen' not in path.name), path.name
+        assert step.loss_scale is None, path.name  # fp32 and bf16 scale no loss
+
+
+def deepspeed_update(precision: str, clipping: float, port: int) -> float:
+    env = {**os.environ, 'CUDA_VISIBLE_DEVICES': '', 'MASTER_PORT': str(port),
+           'PYTHONPATH': os.pathsep.join([str(REPO), str(REPO / 'tests')])}
+    result = subprocess.run([sys.executable, str(REPO / 'tests' / 'deepspeed_clip_step.py'), precision, str(clipping)],
+                            capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return float(re.search(r'^UPDATE (\S+)$', result.stdout, re.M).group(1))
+
+
+def test_fp16_and_bf16_strategies_clip_the_true_gradient():
+    """DeepSpeed's fp16 unscales the gradients before clipping them (its loss scale is not part of the
+    clip), and bf16 scales no loss: a clip that binds changes the update as it does in fp32. (Its
+    ``torch_autocast`` fp16 does not: there the clip acts on the loss-scaled gradients, and an
+    overflowing step is skipped without lowering the scale - why the recipes use the full casts.)"""
+    fp32, bf16, fp16 = (deepspeed_update(p, 1e-6, 29631 + i) for i, p in enumerate(('fp32', 'bf16', 'fp16')))
+    unclipped = deepspeed_update('fp32', 0.0, 29634)
+    assert fp32 < unclipped / 2  # the clip binds
+    assert bf16 == pytest.approx(fp32, rel=0.05) and fp16 == pytest.approx(fp32, rel=0.05), (fp32, bf16, fp16)
+
+
+@pytest.mark.parametrize('config, cuda, bf16_gpu, expected', [
+    ('demo/mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py', True, True, 'float16'),
+    ('demo/upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py', True, True, 'bfloat16'),
+    ('demo/upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py', True, False, 'float16'),
+    ('demo/mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py', False, False, 'bfloat16'),
+])
+def test_amp_picks_the_dtype_the_task_kernels_take(monkeypatch, config, cuda, bf16_gpu, expected):
+    """--amp: fp16 for detection on a GPU (mmcv's RoIAlign / deformable attention have no bf16 kernel),
+    bf16 for segmentation where the GPU has it, bf16 on the CPU."""
+    import torch
+
+    from mmengine_custom.runner import apply_amp, load_config
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *a, **k: bf16_gpu)
+    cfg = load_config(str(REPO / 'configs' / config))
+    assert apply_amp(cfg, cuda=cuda) == expected
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == expected
+
+
+def test_amp_is_refused_for_a_deepspeed_recipe_in_one_line(tmp_path):
+    """The strategy sets a DeepSpeed recipe's precision: --amp would replace its DeepSpeedOptimWrapper."""
+    config = REPO / 'configs' / 'internvit_det' / 'mask-rcnn_internvit-6b-224px-frozen_8xb2-1x_coco.py'
+    result = subprocess.run([sys.executable, 'tools/train.py', str(config), '--amp', '--work-dir', str(tmp_path / 'w')],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith('error: --amp does not apply to a DeepSpeed recipe')

@@ -12,7 +12,7 @@ from mmseg.registry import MODELS as SEG_MODELS
 ARCH = dict(embed_dims=64, num_layers=4, num_heads=4, mlp_ratio=4.0, norm_type='rms', qk_norm=True, qkv_bias=False,
             layer_scale_init=0.1, patch_size=16, img_size=64)
 ADAPTER = dict(type='InternViTAdapter', arch=ARCH, interaction_indexes=[[0, 1], [2, 3]], conv_inplane=16,
-               deform_num_heads=4, deform_ratio=0.5, norm_cfg=dict(type='BN'))
+               deform_num_heads=4, deform_ratio=0.5)
 
 
 def build(registry=DET_MODELS, **kwargs) -> InternViTAdapter:
@@ -145,3 +145,106 @@ def test_bf16_backbone(frozen):
     sum(o.mean() for o in outs).backward()
     assert model.spm.fc1.weight.grad is not None
     assert (model.vit.blocks[0].attn.qkv.weight.grad is None) == frozen
+
+
+def bytes_saved_inside_vit_blocks(model, x) -> tuple[int, tuple]:
+    """Bytes autograd keeps for the backward pass while the ViT's blocks run, in one forward (a
+    recomputed block keeps none: checkpointing stores only its input, outside the block)."""
+    total, inside = 0, [False]
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size() if inside[0] else 0
+        return t
+    handles = [h for block in model.vit.blocks for h in (
+        block.register_forward_pre_hook(lambda *_: inside.__setitem__(0, True)),
+        block.register_forward_hook(lambda *_: inside.__setitem__(0, False)))]
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        outs = model(x)
+    for h in handles:
+        h.remove()
+    return total, outs
+
+
+def test_with_cp_checkpoints_a_frozen_vit_that_gradients_flow_through():
+    """A frozen ViT stays in eval mode inside the adapter, yet the injectors' gradients flow through its
+    blocks: ``with_cp`` must recompute them there too (the original checkpoints whenever it is set)."""
+    x = torch.randn(1, 3, 64, 64)
+    plain = build(frozen=True).train()
+    checkpointed = build(frozen=True, with_cp=True).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    assert not checkpointed.vit.training
+    plain_bytes, plain_outs = bytes_saved_inside_vit_blocks(plain, x)
+    cp_bytes, cp_outs = bytes_saved_inside_vit_blocks(checkpointed, x)
+    assert plain_bytes > 0 and cp_bytes == 0, (plain_bytes, cp_bytes)
+    sum(o.square().mean() for o in plain_outs).backward()
+    sum(o.square().mean() for o in cp_outs).backward()
+    torch.testing.assert_close(checkpointed.injectors[0].gamma.grad, plain.injectors[0].gamma.grad)
+    with torch.no_grad():  # no gradients: nothing to recompute, nothing kept
+        assert bytes_saved_inside_vit_blocks(checkpointed, x)[0] == 0
+
+
+def original_adapter_parameters(D: int, inplanes: int, heads: int, points: int, ratio: float, cffn: float,
+                                interactions: int) -> int:
+    """Parameters of InternVL-MMDetSeg's InternViTAdapter outside the ViT, counted from its definition
+    (adapter_modules.py: SpatialPriorModule with channels-first LayerNorms, Injector / Extractor with
+    MSDeformAttn(d_model, n_levels, n_heads, n_points, ratio), ConvFFN with a depthwise 3x3; vit_adapter.py:
+    level_embed, up, norm1-4 as LayerNorms), for 4 output levels and the extra extractors."""
+    conv = lambda i, o, k=3: i * o * k * k  # noqa: E731 (no bias)
+    ln = lambda c: 2 * c  # noqa: E731
+    linear = lambda i, o: i * o + o  # noqa: E731
+    spm = (conv(3, inplanes) + 2 * conv(inplanes, inplanes) + conv(inplanes, 2 * inplanes)
+           + conv(2 * inplanes, 4 * inplanes) + conv(4 * inplanes, 4 * inplanes)
+           + ln(inplanes) * 3 + ln(2 * inplanes) + 2 * ln(4 * inplanes)
+           + sum(linear(c, D) for c in (inplanes, 2 * inplanes, 4 * inplanes, 4 * inplanes)))
+
+    def msda(levels):
+        value = int(D * ratio)
+        return (linear(D, heads * levels * points * 2) + linear(D, heads * levels * points) + linear(D, value)
+                + linear(value, D))
+    hidden = int(D * cffn)
+    injector = 2 * ln(D) + msda(3) + D
+    extractor = 2 * ln(D) + msda(1) + linear(D, hidden) + hidden * 9 + hidden + linear(hidden, D) + ln(D)
+    up = D * D * 4 + D
+    return 3 * D + spm + interactions * injector + (interactions + 2) * extractor + up + 4 * ln(D)
+
+
+@pytest.mark.parametrize('config', ['mask-rcnn_internvit-adapter-6b-224px-frozen_8xb2-1x_coco.py',
+                                    'mask-rcnn_internvit-adapter-300m-448px_8xb2-1x_coco.py',
+                                    'upernet_internvit-adapter-6b-224px-frozen_8xb2-80k_ade20k-512x512.py'])
+def test_recipe_adapter_is_the_original_structure(config):
+    """The recipes' adapter, built on the meta device at full size, is the original InternViTAdapter:
+    its parameter count outside the ViT, 25 deformable heads for the 6B (16 for the 300M), no cls token,
+    channels-first fp32 LayerNorms of eps 1e-6 in the spatial prior and the outputs, eps 1e-5 in the
+    interactions."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    from internvl.models.layers import LayerNorm2d
+    cfg = Config.fromfile(str(Path(__file__).resolve().parents[1] / 'configs' / 'vit_adapter' / config))
+    registry = SEG_MODELS if cfg.default_scope == 'mmseg' else DET_MODELS
+    with torch.device('meta'):
+        model = registry.build(cfg.model.backbone)
+    b = cfg.model.backbone
+    D = model.vit.embed_dims
+    assert model.vit.cls_token is None
+    assert model.injectors[0].attn.num_heads == (25 if D == 3200 else 16)
+    ours = sum(p.numel() for name, p in model.named_parameters() if not name.startswith('vit.'))
+    assert ours == original_adapter_parameters(D, b.conv_inplane, b.deform_num_heads, b.n_points, b.deform_ratio,
+                                               b.cffn_ratio, len(b.interaction_indexes))
+    spm_norms = [m for m in model.spm.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(spm_norms) == 6 and all(isinstance(m, LayerNorm2d) and m.eps == 1e-6 for m in spm_norms)
+    assert all(isinstance(m, LayerNorm2d) and m.eps == 1e-6 for m in model.norms)
+    interaction_norms = [m for m in [*model.injectors.modules(), *model.extractors.modules()]
+                         if isinstance(m, torch.nn.LayerNorm)]
+    assert interaction_norms and all(type(m) is torch.nn.LayerNorm and m.eps == 1e-5 for m in interaction_norms)
+
+
+def test_output_norms_compute_in_fp32():
+    """The norms normalise in fp32 and cast back, whatever the dtype of their input and weights."""
+    norm = build().norms[0]
+    x = (torch.randn(1, 64, 4, 4) * 100 + 1000).bfloat16()
+    expected = torch.nn.functional.layer_norm(x.float().permute(0, 2, 3, 1), (64,), eps=1e-6).permute(0, 3, 1, 2)
+    assert torch.equal(norm(x), expected.bfloat16())
+    assert torch.equal(norm.bfloat16()(x.float()), expected)

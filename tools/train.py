@@ -4,19 +4,23 @@ python tools/train.py CONFIG [--work-dir DIR] [--resume] [--cfg-options k=v ...]
 import argparse
 import sys
 
+import torch
+
 import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
 from internvl.checkpoint import CheckpointError
 from mmengine_custom.crash_safety import resumable_checkpoint
 from mmengine_custom.hooks import BadDataError, NonFiniteLossError
-from mmengine_custom.runner import (add_common_arguments, build_runner, check_data_roots, config_task, load_config,
-                                   parse_tool_args)
+from mmengine_custom.runner import (add_common_arguments, apply_amp, build_runner, check_data_roots, config_task,
+                                   load_config, parse_tool_args)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a segmentor or a detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--resume', action='store_true', help='resume from the latest checkpoint in the work_dir')
-    parser.add_argument('--amp', action='store_true', help='mixed precision (bf16 on the CPU)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision (AmpOptimWrapper): fp16 for detection and bf16 for segmentation on '
+                             'GPUs, bf16 on the CPU; not with a DeepSpeed recipe (its strategy sets the precision)')
     add_common_arguments(parser)
     return parse_tool_args(parser)
 
@@ -26,6 +30,8 @@ def main() -> int:
     try:
         cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher, args.cpu)
         config_task(cfg)
+        if args.amp:
+            apply_amp(cfg, cuda=torch.cuda.is_available() and not args.cpu)
         check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
     except (FileNotFoundError, ValueError) as e:  # a missing config or dataset (DataRootError), an unknown scope
         print(f'error: {e}', file=sys.stderr)
@@ -35,9 +41,6 @@ def main() -> int:
         found = resumable_checkpoint(cfg.work_dir)
         if found:
             cfg.load_from = found
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
     try:
         build_runner(cfg).train()
     except (CheckpointError, NonFiniteLossError, BadDataError) as e:  # a refused checkpoint; a NaN loss; bad data

@@ -203,7 +203,9 @@ class InternViT(nn.Module):
         prefix = None
         if block.window_size and self.num_prefix_tokens:  # the cls token skips windowed blocks
             prefix, x = x[:, :self.num_prefix_tokens], x[:, self.num_prefix_tokens:]
-        if self.with_cp and self.training and x.requires_grad:
+        # Whenever gradients flow through the block, not only in training mode: a frozen ViT is kept in
+        # eval mode, yet the ViT-Adapter back-propagates through its blocks into the injectors.
+        if self.with_cp and torch.is_grad_enabled() and x.requires_grad:
             x = checkpoint(block, x, grid, use_reentrant=False)
         else:
             x = block(x, grid)

@@ -149,11 +149,17 @@ class FP32LayerNorm(nn.LayerNorm):
     """LayerNorm computed in fp32 and cast back (InternViT-300M's norm)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32:
-            return super().forward(x)
         weight = None if self.weight is None else self.weight.float()
         bias = None if self.bias is None else self.bias.float()
         return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
+
+
+class LayerNorm2d(FP32LayerNorm):
+    """LayerNorm over the channels of an NCHW map [B, C, H, W], computed in fp32 and cast back (the
+    simple FPN's norm; the ViT-Adapter's spatial-prior and output norms, as in the original)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 NORM_LAYERS: dict[str, Callable[..., nn.Module]] = {'rms': RMSNorm, 'ln': FP32LayerNorm}

@@ -6,16 +6,9 @@ up x4 (ConvTranspose2d, LayerNorm + GELU, ConvTranspose2d) at s/4, up x2 (ConvTr
 identity at s, down x2 (max-pool, ceil mode) at 2s: strides 3.5 / 7 / 14 / 28 for patch 14.
 """
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an NCHW map."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
-                            self.eps).permute(0, 3, 1, 2)
+from .layers import LayerNorm2d
 
 
 class SimpleFPN(nn.Module):

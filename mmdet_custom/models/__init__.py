@@ -1,3 +1,6 @@
 from .backbones import InternViTAdapter, InternViTBackbone
+from .detector import InternViTMaskRCNN
+from .fp32_boxes import FP32BoxRoIHead, FP32BoxRPNHead, FP32RoIExtractor
 
-__all__ = ['InternViTAdapter', 'InternViTBackbone']
+__all__ = ['FP32BoxRPNHead', 'FP32BoxRoIHead', 'FP32RoIExtractor', 'InternViTAdapter', 'InternViTBackbone',
+           'InternViTMaskRCNN']

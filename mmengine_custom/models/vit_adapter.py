@@ -15,32 +15,41 @@ works):
   ``c + ConvFFN(c)``). The last interaction has two more extractors when ``use_extra_extractor``.
 - output: the stride 8 / 16 / 32 tokens back into maps, ``c1`` plus the stride 8 map up-sampled by a
   transposed conv, the ViT map added at each scale (``add_vit_feature``; bilinear resizes), and a
-  norm per level: four maps of ``embed_dims`` channels at strides 4, 8, 16, 32.
+  norm per level (``use_final_norm``): four fp32 maps of ``embed_dims`` channels at strides 4, 8, 16, 32.
+
+As InternVL-MMDetSeg's ``InternViTAdapter`` (the ADE20K 58.1 model) builds it: the spatial prior's
+norms and the four output norms are channels-first LayerNorms (eps 1e-6) computed in fp32, the
+injectors' and extractors' LayerNorms have eps 1e-5 (``nn.LayerNorm``'s default), the ViT has no cls
+token (``use_cls_token=False`` is this class's default), and activation checkpointing (``with_cp``)
+applies to the ViT's blocks, the injectors and the extractors whenever gradients flow through them -
+a frozen ViT in eval mode included.
 
 Deformable attention is mmcv's ``MultiScaleDeformableAttention`` (batch-first, no dropout, value
-projection ratio ``deform_ratio``); it runs mmcv's compiled op on GPUs and
-``multi_scale_deformable_attn_pytorch`` (grid_sample) on the CPU. Reference points are normalised
-(x, y) centres of the query grid, as mmcv expects.
+projection ratio ``deform_ratio``); it runs mmcv's compiled op on GPUs (fp32 or fp16; bf16 runs on an
+fp32 upcast, ``mmengine_custom.precision.deform_attn_dtype``) and ``multi_scale_deformable_attn_pytorch``
+(grid_sample, any dtype) on the CPU. Reference points are normalised (x, y) centres of the query grid,
+as mmcv expects.
 
 The input sides must be multiples of 32 (pad them, as mmdet's ``DetDataPreprocessor`` with
-``pad_size_divisor=32`` does) and the ViT's patch must be 16. The cls token, if the ViT keeps one,
-takes no part in the interactions.
+``pad_size_divisor=32`` does) and the ViT's patch must be 16. A cls token, if ``use_cls_token=True``
+keeps one, takes no part in the interactions.
 
 Precision: the ViT runs as ``InternViTBackbone`` runs it (``frozen``, ``backbone_dtype``); the adapter
 runs in the dtype of its own weights, so the ViT's tokens are cast at each crossing.
 """
 import math
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
 from mmcv.ops import MultiScaleDeformableAttention
 from torch import nn
+from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 
-from internvl.models.layers import DropPath
+from internvl.models.layers import DropPath, LayerNorm2d
 
+from ..precision import deform_attn_dtype
 from .intern_vit import InternViTBackbone
 
 # Strides of the spatial prior's token levels, and the ViT's (the adapter is built around patch 16).
@@ -68,27 +77,43 @@ def level_layout(shapes: Sequence[tuple[int, int]], device: torch.device) -> tup
 def deformable_attention(attn: MultiScaleDeformableAttention, query: torch.Tensor, value: torch.Tensor,
                          points: torch.Tensor, shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
     """mmcv's deformable attention of ``query`` [B, Nq, C] over ``value`` [B, Nv, C] laid out as the
-    grids ``shapes``, without mmcv's residual: it adds ``identity``, here a zero scalar."""
+    grids ``shapes``, without mmcv's residual: it adds ``identity``, here a zero scalar.
+
+    The sampling kernel computes in the dtype of the projected values. Where mmcv's kernel for the
+    device does not take it (bf16 on CUDA) the attention runs on fp32 copies of its inputs and weights
+    (gradients flow back to the weights through the copies) and its output is cast back."""
     spatial, starts = level_layout(shapes, query.device)
-    return attn(query, value=value, identity=query.new_zeros(()), reference_points=points,
-                spatial_shapes=spatial, level_start_index=starts)
+    dtype = attn.value_proj.weight.dtype
+    if torch.is_autocast_enabled(query.device.type):
+        dtype = torch.get_autocast_dtype(query.device.type)
+    run_dtype = deform_attn_dtype(dtype, query.device)
+    if run_dtype == dtype:  # the points in the kernel's dtype, as mmcv's CUDA path casts them (its CPU path does not)
+        return attn(query, value=value, identity=query.new_zeros(()), reference_points=points.to(dtype),
+                    spatial_shapes=spatial, level_start_index=starts)
+    weights = {name: p.to(run_dtype) for name, p in attn.named_parameters()}
+    with torch.autocast(query.device.type, enabled=False):
+        out = functional_call(attn, weights, (query.to(run_dtype),), dict(
+            value=value.to(run_dtype), identity=query.new_zeros((), dtype=run_dtype), reference_points=points,
+            spatial_shapes=spatial, level_start_index=starts))
+    return out.to(query.dtype)
 
 
-def _conv_norm_relu(in_channels: int, out_channels: int, stride: int, norm_cfg: dict) -> list[nn.Module]:
-    return [nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
-            build_norm_layer(norm_cfg, out_channels)[1], nn.ReLU(inplace=True)]
+def _conv_norm_relu(in_channels: int, out_channels: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False), LayerNorm2d(out_channels, eps=1e-6),
+            nn.ReLU(inplace=True)]
 
 
 class SpatialPriorModule(nn.Module):
-    """Conv stem: image [B, 3, H, W] -> (c1 [B, D, H/4, W/4], c [B, N8 + N16 + N32, D])."""
+    """Conv stem: image [B, 3, H, W] -> (c1 [B, D, H/4, W/4], c [B, N8 + N16 + N32, D]); each conv is
+    followed by a channels-first LayerNorm (fp32) and a ReLU."""
 
-    def __init__(self, inplanes: int, embed_dims: int, norm_cfg: dict) -> None:
+    def __init__(self, inplanes: int, embed_dims: int) -> None:
         super().__init__()
-        self.stem = nn.Sequential(*_conv_norm_relu(3, inplanes, 2, norm_cfg), *_conv_norm_relu(inplanes, inplanes, 1, norm_cfg),
-                                  *_conv_norm_relu(inplanes, inplanes, 1, norm_cfg), nn.MaxPool2d(3, 2, 1))
-        self.conv2 = nn.Sequential(*_conv_norm_relu(inplanes, 2 * inplanes, 2, norm_cfg))
-        self.conv3 = nn.Sequential(*_conv_norm_relu(2 * inplanes, 4 * inplanes, 2, norm_cfg))
-        self.conv4 = nn.Sequential(*_conv_norm_relu(4 * inplanes, 4 * inplanes, 2, norm_cfg))
+        self.stem = nn.Sequential(*_conv_norm_relu(3, inplanes, 2), *_conv_norm_relu(inplanes, inplanes, 1),
+                                  *_conv_norm_relu(inplanes, inplanes, 1), nn.MaxPool2d(3, 2, 1))
+        self.conv2 = nn.Sequential(*_conv_norm_relu(inplanes, 2 * inplanes, 2))
+        self.conv3 = nn.Sequential(*_conv_norm_relu(2 * inplanes, 4 * inplanes, 2))
+        self.conv4 = nn.Sequential(*_conv_norm_relu(4 * inplanes, 4 * inplanes, 2))
         self.fc1, self.fc2, self.fc3, self.fc4 = (nn.Conv2d(c, embed_dims, 1) for c in
                                                   (inplanes, 2 * inplanes, 4 * inplanes, 4 * inplanes))
 
@@ -124,8 +149,8 @@ class Injector(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, num_points: int, deform_ratio: float, init_values: float) -> None:
         super().__init__()
-        self.query_norm = nn.LayerNorm(dim, eps=1e-6)
-        self.feat_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.query_norm = nn.LayerNorm(dim)  # eps 1e-5, as the original's interactions
+        self.feat_norm = nn.LayerNorm(dim)
         self.attn = MultiScaleDeformableAttention(dim, num_heads, len(LEVEL_STRIDES), num_points, dropout=0.0,
                                                   batch_first=True, value_proj_ratio=deform_ratio)
         self.gamma = nn.Parameter(torch.full((dim,), float(init_values)))
@@ -142,12 +167,12 @@ class Extractor(nn.Module):
     def __init__(self, dim: int, num_heads: int, num_points: int, deform_ratio: float, with_cffn: bool,
                  cffn_ratio: float, drop_path: float) -> None:
         super().__init__()
-        self.query_norm = nn.LayerNorm(dim, eps=1e-6)
-        self.feat_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.query_norm = nn.LayerNorm(dim)  # eps 1e-5, as the original's interactions
+        self.feat_norm = nn.LayerNorm(dim)
         self.attn = MultiScaleDeformableAttention(dim, num_heads, 1, num_points, dropout=0.0, batch_first=True,
                                                   value_proj_ratio=deform_ratio)
         self.ffn = ConvFFN(dim, int(dim * cffn_ratio)) if with_cffn else None
-        self.ffn_norm = nn.LayerNorm(dim, eps=1e-6) if with_cffn else None
+        self.ffn_norm = nn.LayerNorm(dim) if with_cffn else None
         self.drop_path = DropPath(drop_path)
 
     def forward(self, c: torch.Tensor, x: torch.Tensor, points: torch.Tensor, vit_grid: tuple[int, int],
@@ -168,28 +193,28 @@ class InternViTAdapter(InternViTBackbone):
     ``with_fpn`` do not apply) plus ``interaction_indexes`` (``[first, last]`` block ranges, inclusive,
     in order, covering every block without gaps), ``conv_inplane`` (stem width), ``n_points``,
     ``deform_num_heads``, ``deform_ratio``, ``init_values`` (injector gamma), ``cffn_ratio``,
-    ``with_cffn``, ``add_vit_feature``, ``use_extra_extractor``, ``norm_cfg`` (spatial prior and output
-    norms; SyncBN as in the original, BN for one process on the CPU).
+    ``with_cffn``, ``add_vit_feature``, ``use_extra_extractor``, ``use_final_norm`` (the four output
+    LayerNorms; without them the maps are returned as they are, in fp32). ``use_cls_token`` defaults
+    to False, as the original.
     """
 
     def __init__(self, arch: Union[str, dict], interaction_indexes: Sequence[Sequence[int]],
                  conv_inplane: int = 64, n_points: int = 4, deform_num_heads: int = 16, deform_ratio: float = 1.0,
                  init_values: float = 0.0, cffn_ratio: float = 0.25, with_cffn: bool = True,
-                 add_vit_feature: bool = True, use_extra_extractor: bool = True,
-                 norm_cfg: Optional[dict] = None, drop_path_rate: float = 0.0, **vit_kwargs) -> None:
+                 add_vit_feature: bool = True, use_extra_extractor: bool = True, use_final_norm: bool = True,
+                 drop_path_rate: float = 0.0, use_cls_token: bool = False, **vit_kwargs) -> None:
         for key in ('out_indices', 'with_fpn'):
             if key in vit_kwargs:
                 raise ValueError(f'InternViTAdapter: {key} does not apply (the adapter returns its own four maps)')
-        super().__init__(arch, drop_path_rate=drop_path_rate, **vit_kwargs)
+        super().__init__(arch, drop_path_rate=drop_path_rate, use_cls_token=use_cls_token, **vit_kwargs)
         if self.vit.patch_size != VIT_STRIDE:
             raise ValueError(f'InternViTAdapter: the ViT patch must be {VIT_STRIDE}, got {self.vit.patch_size} '
                              f"(set patch_size=16 and img_size=256 in the arch dict; 14-pixel kernels are resized on load)")
         self.interaction_indexes = self._check_interactions(interaction_indexes, self.vit.num_layers)
         self.add_vit_feature = add_vit_feature
-        norm_cfg = dict(norm_cfg or dict(type='SyncBN'))
         dim = self.vit.embed_dims
         self.level_embed = nn.Parameter(torch.zeros(len(LEVEL_STRIDES), dim))
-        self.spm = SpatialPriorModule(conv_inplane, dim, norm_cfg)
+        self.spm = SpatialPriorModule(conv_inplane, dim)
         self.injectors = nn.ModuleList(
             Injector(dim, deform_num_heads, n_points, deform_ratio, init_values) for _ in self.interaction_indexes)
         num_extractors = [1] * len(self.interaction_indexes)
@@ -200,7 +225,7 @@ class InternViTAdapter(InternViTBackbone):
                                     drop_path_rate) for _ in range(n))
             for n in num_extractors)
         self.up = nn.ConvTranspose2d(dim, dim, 2, 2)
-        self.norms = nn.ModuleList(build_norm_layer(norm_cfg, dim)[1] for _ in range(4))
+        self.norms = nn.ModuleList(LayerNorm2d(dim, eps=1e-6) if use_final_norm else nn.Identity() for _ in range(4))
         self._reset_adapter_parameters()
 
     @staticmethod
@@ -242,8 +267,9 @@ class InternViTAdapter(InternViTBackbone):
         return LEVEL_STRIDES[-1]
 
     def _maybe_checkpoint(self, fn: Callable[..., torch.Tensor], *args: Any) -> torch.Tensor:
-        """``fn(*args)``, recomputed in the backward pass under ``with_cp`` (as the ViT's blocks are)."""
-        if self.vit.with_cp and self.training and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+        """``fn(*args)``, recomputed in the backward pass under ``with_cp`` whenever gradients flow
+        through it (as the ViT's blocks are)."""
+        if self.vit.with_cp and torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
             return checkpoint(fn, *args, use_reentrant=False)
         return fn(*args)
 
@@ -283,4 +309,4 @@ class InternViTAdapter(InternViTBackbone):
             maps = [m + (vit_map if m.shape[-2:] == vit_map.shape[-2:] else
                          F.interpolate(vit_map, size=m.shape[-2:], mode='bilinear', align_corners=False))
                     for m in maps]
-        return tuple(norm(m) for norm, m in zip(self.norms, maps))
+        return tuple(norm(m.float()) for norm, m in zip(self.norms, maps))

@@ -1,9 +1,9 @@
-# Mask R-CNN (mmdet's R50-FPN heads) on InternViT-6B-224px as the published detection recipe built it:
+# Mask R-CNN (mmdet's R50-FPN heads, boxes in fp32) on InternViT-6B-224px as the published detection recipe built it:
 # patch 16 (the 14-pixel kernel resized on load), a 16x16 position grid (img_size 256) interpolated to
 # the input at run time, no cls token, windowed attention (window 16) in every block, the last block
 # tapped and spread to strides 4 / 8 / 16 / 32 by the simple FPN, then mmdet's FPN to 256 channels.
 # Leaves set pretrained, frozen / trained and the variant's arch keys.
-_base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py']
+_base_ = ['./mask-rcnn_fp32-boxes.py']
 model = dict(
     backbone=dict(
         _delete_=True,
