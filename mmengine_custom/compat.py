@@ -87,9 +87,19 @@ def checkpoint_classes() -> list:
 def load_local_checkpoint(filename: str, map_location: Any = None, mmap: bool = False) -> Any:
     """mmengine's loader for local files, without unpickling code: pickles through ``load_torch_file``
     (memory-mapped with ``mmap``), safetensors files as ``{'state_dict': tensors, 'meta': ...}`` (a
-    DeepSpeed release keeps the run's meta as JSON in the metadata)."""
+    DeepSpeed release keeps the run's meta as JSON in the metadata), a DeepSpeed checkpoint directory
+    released in memory to the same (fp32, through DeepSpeed's ``zero_to_fp32``; nothing is written)."""
+    from mmengine.logging import print_log
+
     from internvl.checkpoint import load_torch_file, read_weights
+
+    from .deepspeed import is_deepspeed_checkpoint, release_state_dict
     filename = os.path.expanduser(filename)
+    if is_deepspeed_checkpoint(filename):
+        state_dict, meta = release_state_dict(filename)
+        print_log(f'{filename}: a DeepSpeed checkpoint directory, released in memory ({len(state_dict)} tensors, '
+                  f'fp32)', logger='current')
+        return {'state_dict': state_dict, 'meta': meta}
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     if filename.endswith('.safetensors'):

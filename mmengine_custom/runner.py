@@ -10,13 +10,13 @@ from typing import Optional
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from internvl.checkpoint import check_state_dict
 from internvl.utils.dist import single_process_env
 
 from .compat import load_local_checkpoint
-
 
 TASKS = ('mmseg', 'mmdet')
 DATA_LAYOUTS = {
@@ -156,6 +156,25 @@ def verify_checkpoint(cfg: Config, checkpoint: str) -> None:
     state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     state_dict = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}  # as mmengine's loader
     check_state_dict(model.state_dict(), state_dict, f'{checkpoint} (for the model of the config)')
+
+
+def checkpoint_exists(path: str) -> bool:
+    """A checkpoint file, or a DeepSpeed checkpoint directory (released in memory when it is loaded)."""
+    from .deepspeed import is_deepspeed_checkpoint
+    return os.path.isfile(path) or is_deepspeed_checkpoint(path)
+
+
+def for_evaluation(cfg: Config) -> Config:
+    """``cfg`` evaluated on mmengine's Runner: a DeepSpeed or FSDP ``strategy`` only trains (its
+    optimizer sharding and loss scaling have nothing to do at test time), and the plain Runner loads
+    any checkpoint, a DeepSpeed directory included. The model keeps its own dtypes (fp32, a frozen ViT
+    in ``backbone_dtype``)."""
+    if cfg.get('strategy'):
+        print_log(f"evaluating on mmengine's Runner (strategy {cfg.strategy.get('type')} is for training)",
+                  logger='current')
+        cfg.strategy = None
+        cfg.runner_type = 'Runner'
+    return cfg
 
 
 def apply_amp(cfg: Config, cuda: bool) -> str:

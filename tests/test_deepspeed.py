@@ -208,3 +208,26 @@ def test_head_tuning_keeps_a_frozen_bf16_backbone_beside_fp32_heads(data, tmp_pa
     state = torch.load(released, map_location='cpu', weights_only=False)['state_dict']
     for key in ('backbone.vit.blocks.0.attn.qkv.weight', 'decode_head.conv_seg.weight'):
         assert state[key].dtype == torch.float32  # the frozen bf16 backbone too, which the optimizer never held
+
+
+@pytest.mark.slow
+def test_test_and_infer_take_the_deepspeed_directory_itself(zero2_two_processes, data, tmp_path):
+    """tools/test.py and tools/infer.py on the checkpoint directory a DeepSpeed run saves (as the README's
+    dist_test.sh line names it), the recipe as it is (its strategy left to training): released in
+    memory, nothing written beside it, the same mIoU as the run's own validation."""
+    src = zero2_two_processes / 'iter_6.pth'
+    before = sorted(p.name for p in zero2_two_processes.rglob('*'))
+    test = subprocess.run([sys.executable, str(REPO / 'tools' / 'test.py'), str(CONFIG), str(src),
+                           '--work-dir', str(tmp_path / 'test'), '--cfg-options', f'test_dataloader.dataset.data_root={data}'],
+                          capture_output=True, text=True, env=env(), cwd=REPO, timeout=600)
+    assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
+    assert 'released in memory' in test.stdout + test.stderr
+    miou = float(re.search(r'metrics: .*mIoU: ([\d.]+)', test.stdout).group(1))
+    assert miou == pytest.approx(last_val_miou(zero2_two_processes), abs=0.01)
+    image = next((data / 'images' / 'validation').glob('*.jpg'))
+    infer = subprocess.run([sys.executable, str(REPO / 'tools' / 'infer.py'), str(image), str(CONFIG), str(src),
+                            '--out', str(tmp_path / 'overlay.png')],
+                           capture_output=True, text=True, env=env(), cwd=REPO, timeout=600)
+    assert infer.returncode == 0, infer.stdout[-3000:] + infer.stderr[-3000:]
+    assert (tmp_path / 'overlay.png').is_file()
+    assert sorted(p.name for p in zero2_two_processes.rglob('*')) == before

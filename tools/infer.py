@@ -1,7 +1,8 @@
 """Predict on one image and write the painted prediction: segmentation (mmseg config) or boxes, masks and
 labels (mmdet config, through mmdet's DetInferencer):
 python tools/infer.py IMAGE CONFIG CHECKPOINT --out OUT.png [--device cpu] [--opacity 0.5] [--score-thr 0.3]
-    [--scale 1] [--cfg-options k=v ...] [--non-strict]"""
+    [--scale 1] [--cfg-options k=v ...] [--non-strict]
+CHECKPOINT: a checkpoint file or a DeepSpeed checkpoint directory (released in memory)."""
 import argparse
 import os
 import sys
@@ -9,7 +10,7 @@ import sys
 import mmengine_custom  # noqa: F401  (compatibility workarounds)
 from internvl.checkpoint import CheckpointError
 from mmengine.config import DictAction
-from mmengine_custom.runner import config_task, load_config, verify_checkpoint
+from mmengine_custom.runner import checkpoint_exists, config_task, for_evaluation, load_config, verify_checkpoint
 
 
 def main() -> int:
@@ -27,12 +28,16 @@ def main() -> int:
     parser.add_argument('--non-strict', action='store_true',
                         help='load the checkpoint as mmengine does: missing / unexpected weights only warned about')
     args = parser.parse_args()
-    for path in (args.image, args.config, args.checkpoint):
+    for path in (args.image, args.config):
         if not os.path.isfile(path):
             print(f'error: not found: {path}', file=sys.stderr)
             return 1
+    if not checkpoint_exists(args.checkpoint):
+        print(f'error: checkpoint not found: {args.checkpoint} (a file, or a DeepSpeed checkpoint directory)',
+              file=sys.stderr)
+        return 1
     try:
-        cfg = load_config(args.config, cfg_options=args.cfg_options)
+        cfg = for_evaluation(load_config(args.config, cfg_options=args.cfg_options))
         task = config_task(cfg)
         if not args.non_strict:
             verify_checkpoint(cfg, args.checkpoint)

@@ -2,22 +2,24 @@
 python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--out PATH] [--cfg-options k=v ...]
 [--launcher none|pytorch|slurm|mpi] [--cpu] [--non-strict]
 
-The checkpoint must hold exactly the config's model (missing, unexpected or mis-shaped weights are an
-error listing them); --non-strict loads it the way mmengine does, with a warning."""
+CHECKPOINT is a checkpoint file or a DeepSpeed checkpoint directory (``iter_N.pth/``, ``epoch_N.pth/``:
+released in memory, nothing written). It must hold exactly the config's model (missing, unexpected or
+mis-shaped weights are an error listing them); --non-strict loads it the way mmengine does, with a
+warning. Evaluation runs on mmengine's Runner, a DeepSpeed recipe's strategy left to training."""
 import argparse
 import os
 import sys
 
 import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
 from internvl.checkpoint import CheckpointError
-from mmengine_custom.runner import (add_common_arguments, build_runner, check_data_roots, config_task, load_config,
-                                   parse_tool_args, verify_checkpoint)
+from mmengine_custom.runner import (add_common_arguments, build_runner, check_data_roots, checkpoint_exists,
+                                   config_task, for_evaluation, load_config, parse_tool_args, verify_checkpoint)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (and evaluate) a segmentor or a detector')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file, or a DeepSpeed checkpoint directory')
     parser.add_argument('--out', help='segmentation: the dir to save the predicted label maps (PNG); '
                                       'detection: the .pkl file to dump the predictions to')
     parser.add_argument('--show-dir', help='the dir to save painted predictions (beside the ground truth)')
@@ -49,11 +51,12 @@ def save_predictions(cfg, task: str, out: str) -> None:
 
 def main() -> int:
     args = parse_args()
-    if not os.path.isfile(args.checkpoint):
-        print(f'error: checkpoint not found: {args.checkpoint}', file=sys.stderr)
+    if not checkpoint_exists(args.checkpoint):
+        print(f'error: checkpoint not found: {args.checkpoint} (a file, or a DeepSpeed checkpoint directory '
+              f'with *model_states.pt in it)', file=sys.stderr)
         return 1
     try:
-        cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher, args.cpu)
+        cfg = for_evaluation(load_config(args.config, args.work_dir, args.cfg_options, args.launcher, args.cpu))
         task = config_task(cfg)
         check_data_roots(cfg, ('test_dataloader',))
         if not args.non_strict:
