@@ -133,8 +133,14 @@ def checkpoint_problem(path: str) -> Optional[str]:
     return None
 
 
+class NothingToResumeError(RuntimeError):
+    """``--resume`` in a work dir whose every checkpoint is truncated or corrupt."""
+
+
 def resumable_checkpoint(work_dir: str) -> Optional[str]:
-    """The newest complete checkpoint of ``work_dir`` (see the module docstring), or None."""
+    """The newest complete checkpoint of ``work_dir`` (see the module docstring); None when it has no
+    checkpoint at all (a fresh start). Every checkpoint there corrupt is ``NothingToResumeError``:
+    mmengine would otherwise resume from ``last_checkpoint``, the corrupt file itself."""
     candidates = []
     pointer = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(pointer):
@@ -155,6 +161,9 @@ def resumable_checkpoint(work_dir: str) -> Optional[str]:
             return path
         logger.error('cannot resume from %s: %s; trying the previous checkpoint', path, problem)
         print(f'error: cannot resume from {path}: {problem}; trying the previous checkpoint', flush=True)
+    if seen:
+        raise NothingToResumeError(f'--resume: no checkpoint in {work_dir} is complete ({len(seen)} truncated or '
+                                   f'corrupt, listed above); move them away to start afresh')
     return None
 
 

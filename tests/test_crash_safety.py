@@ -102,3 +102,23 @@ def test_checkpoints_are_written_under_a_temporary_name_first(tmp_path, monkeypa
                         real_replace(src, dst))
     runner_module.save_checkpoint({'state_dict': {'w': torch.ones(2)}}, str(tmp_path / 'iter_2.pth'))
     assert written == [('iter_2.pth.tmp', 'iter_2.pth')] and checkpoint_problem(str(tmp_path / 'iter_2.pth')) is None
+
+
+def test_resume_where_every_checkpoint_is_corrupt_is_one_clear_error(tmp_path, data):
+    """Each corrupt checkpoint is named, then the run stops: nothing resumes from a corrupt file (mmengine
+    would take last_checkpoint's target), nothing is overwritten."""
+    from mmengine_custom.crash_safety import NothingToResumeError
+    for step in (2, 4):
+        (tmp_path / f'iter_{step}.pth').write_bytes(b'PK\x03\x04 not a checkpoint')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_4.pth'))
+    with pytest.raises(NothingToResumeError, match='no checkpoint in .* is complete'):
+        resumable_checkpoint(str(tmp_path))
+    result = subprocess.run(command(CONFIG, tmp_path, data, resume=True), capture_output=True, text=True,
+                            cwd=REPO, timeout=600)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith('error: --resume: no checkpoint in')
+    assert (tmp_path / 'iter_4.pth').read_bytes() == b'PK\x03\x04 not a checkpoint'
+
+
+def test_resume_in_an_empty_work_dir_starts_afresh(tmp_path):
+    assert resumable_checkpoint(str(tmp_path)) is None

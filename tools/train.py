@@ -8,7 +8,7 @@ import torch
 
 import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
 from internvl.checkpoint import CheckpointError
-from mmengine_custom.crash_safety import resumable_checkpoint
+from mmengine_custom.crash_safety import NothingToResumeError, resumable_checkpoint
 from mmengine_custom.hooks import BadDataError, NonFiniteLossError
 from mmengine_custom.runner import (add_common_arguments, apply_amp, build_runner, check_data_roots, config_task,
                                    load_config, parse_tool_args)
@@ -33,14 +33,12 @@ def main() -> int:
         if args.amp:
             apply_amp(cfg, cuda=torch.cuda.is_available() and not args.cpu)
         check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
-    except (FileNotFoundError, ValueError) as e:  # a missing config or dataset (DataRootError), an unknown scope
-        print(f'error: {e}', file=sys.stderr)
+        cfg.resume = args.resume
+        if args.resume:  # the newest complete checkpoint; a truncated or corrupt one is named and skipped
+            cfg.load_from = resumable_checkpoint(cfg.work_dir)
+    except (FileNotFoundError, ValueError, NothingToResumeError) as e:  # a missing config or dataset
+        print(f'error: {e}', file=sys.stderr)                          # (DataRootError), an unknown scope
         return 1
-    cfg.resume = args.resume
-    if args.resume:  # the newest complete checkpoint; a truncated or corrupt one is named and skipped
-        found = resumable_checkpoint(cfg.work_dir)
-        if found:
-            cfg.load_from = found
     try:
         build_runner(cfg).train()
     except (CheckpointError, NonFiniteLossError, BadDataError) as e:  # a refused checkpoint; a NaN loss; bad data
