@@ -95,3 +95,20 @@ def test_training_names_an_unreadable_image(tmp_path):
         timeout=900)
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert re.search(r'error: failed to load image: .*ADE_train_0000000\d\.jpg', result.stderr), result.stderr[-2000:]
+
+
+@pytest.mark.parametrize('option, message', [
+    ('model.backbone.arch=internvit-6b-225px', "error: model: unknown InternViT arch 'internvit-6b-225px'; expected one "
+                                               "of ['internvit-300m-448px', 'internvit-6b-224px'"),
+    ('model.decode_head.type=UPerHeadd', 'error: model: UPerHeadd is not in the mmseg::model registry'),
+])
+def test_a_bad_model_argument_is_one_line_before_anything_is_written(tmp_path, option, message):
+    from mmseg_custom.datasets import write_synthetic_ade
+    data = write_synthetic_ade(tmp_path / 'data', num_train=2, num_val=1, size=64)
+    work = tmp_path / 'work'
+    result = subprocess.run([sys.executable, 'tools/train.py', str(CONFIG), '--work-dir', str(work), '--cfg-options',
+                             option, f'train_dataloader.dataset.data_root={data}', f'val_dataloader.dataset.data_root={data}'],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr[-1000:]
+    assert not work.exists()
