@@ -243,3 +243,24 @@ def test_bad_inputs_are_named(tmp_path, internlm2_chat):
     model.img_context_token_id = tokenizer.convert_tokens_to_ids('<IMG_CONTEXT>')
     with pytest.raises(ValueError, match='4 <IMG_CONTEXT> tokens but the images give 2 tiles'):
         model(torch.randn(2, 3, TILE, TILE), inputs.input_ids)
+
+
+@pytest.mark.parametrize('layout, stray', [
+    ('opengvlab', {'mlp2.0.weight': torch.zeros(2), 'vision_model.extra_head.weight': torch.zeros(2)}),
+    ('transformers', {'model.extra_projector.weight': torch.zeros(2)}),
+])
+def test_weights_no_part_takes_are_refused_by_name(tmp_path, layout, stray):
+    """A key outside the vision tower, the projector and the language model would be dropped without a
+    word: it is refused, named."""
+    from safetensors.torch import load_file, save_file
+    folder = tmp_path / layout
+    if layout == 'opengvlab':
+        make_opengvlab_chat_folder(folder)
+    else:
+        make_native_chat_folder(folder)
+    InternVLChatModel.from_pretrained(folder)  # loads as written
+    weights = sorted(folder.glob('*.safetensors'))[0]
+    save_file({**load_file(str(weights)), **stray}, str(weights), metadata={'format': 'pt'})
+    with pytest.raises(CheckpointError, match='weights belong to no part of this model') as error:
+        InternVLChatModel.from_pretrained(folder)
+    assert all(key in str(error.value) for key in stray)

@@ -207,3 +207,14 @@ def test_bad_inputs_are_named(tmp_path, clip):
     model = clip[0]
     with pytest.raises(ValueError, match='no token other than padding'):
         model.encode_text(torch.zeros(1, 5, dtype=torch.long))
+
+
+def test_weights_no_part_takes_are_refused_by_name(tmp_path):
+    from safetensors.torch import load_file, save_file
+    make_clip_folder(tmp_path)
+    weights = tmp_path / 'model.safetensors'
+    stray = {'clip_projector3.proj.weight': torch.zeros(2), 'vision_model.head.weight': torch.zeros(2)}
+    save_file({**load_file(str(weights)), **stray}, str(weights))
+    with pytest.raises(CheckpointError, match='weights belong to no part of this model') as error:
+        InternVLModel.from_pretrained(tmp_path)
+    assert all(key in str(error.value) for key in stray)

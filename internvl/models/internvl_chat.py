@@ -31,7 +31,7 @@ from ..checkpoint.loading import load_canonical
 from .conversation import get_conv_template
 from .intern_vit import InternViT
 from .language_model import build_language_model, convert_internlm2, language_model_config
-from .pretrained import finish_loading, load_module, on_meta, read_model_folder, take_prefix
+from .pretrained import finish_loading, load_module, on_meta, read_model_folder, refuse_unconsumed, take_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,14 @@ def refuse_no_cache(generate_kwargs: dict) -> None:
     if generate_kwargs.pop('use_cache', True) is False:
         raise ValueError('use_cache=False is not supported: transformers generates from embeddings with its '
                          'key/value cache only')
+
+
+# What each layout holds besides the vision tower (a key under none of these is refused by name).
+LAYOUT_PARTS = {
+    'opengvlab': ('mlp1.', 'language_model.'),
+    'transformers': ('multi_modal_projector.', 'model.multi_modal_projector.', 'language_model.',
+                     'model.language_model.', 'lm_head.'),
+}
 
 
 def native_language_parts(state_dict: dict) -> tuple[dict, dict]:
@@ -168,6 +176,7 @@ class InternVLChatModel(nn.Module):
 
     def _load_weights(self, state_dict: dict, layout: str, source: str) -> None:
         vision = to_canonical(state_dict, {}, source)
+        refuse_unconsumed(vision.ignored, LAYOUT_PARTS[layout], source)
         load_canonical(self.vision_model, vision, None, source, strict=True, assign=True)
         if layout == 'opengvlab':
             projector = take_prefix(state_dict, 'mlp1.')

@@ -26,12 +26,16 @@ from ..checkpoint.io import CheckpointError
 from ..checkpoint.loading import load_canonical
 from .intern_vit import InternViT
 from .internvl_chat import refuse_no_cache
-from .pretrained import finish_loading, load_module, on_meta, read_model_folder, take_prefix
+from .pretrained import finish_loading, load_module, on_meta, read_model_folder, refuse_unconsumed, take_prefix
 from .qllama import QLlamaForCausalLM
 
 logger = logging.getLogger(__name__)
 
 MODES = ('InternVL-C', 'InternVL-G')
+# What an InternVL-14B folder holds besides the vision tower (any other key is refused by name).
+MODULES = ('qllama', 'clip_projector', 'clip_projector2', 'itm_head')
+PARAMETERS = ('query_tokens', 'text_projection', 'logit_scale')
+PARTS = tuple(f'{m}.' for m in MODULES) + PARAMETERS
 _LLAMA_META_KEYS = ('architectures', 'auto_map', 'model_type', 'transformers_version', '_name_or_path',
                     'torch_dtype', 'dtype', 'rope_scaling', 'rope_theta', 'rope_parameters', 'num_query_token',
                     'cross_attention_frequency')
@@ -128,14 +132,15 @@ class InternVLModel(nn.Module):
                         clip_embed_dim=config.get('clip_embed_dim', 768),
                         attn_pool_num_heads=config.get('attn_pool_num_heads', 16),
                         num_query_token=config.get('num_query_token', 96), cross_attention_frequency=frequency)
-        load_canonical(model.vision_model, to_canonical(state_dict, {}, source), None, source, strict=True,
-                       assign=True)
-        rest = {k: v for k, v in state_dict.items() if not k.startswith('vision_model.')
+        vision = to_canonical(state_dict, {}, source)
+        rest = {k: v for k, v in state_dict.items() if k in vision.ignored
                 and not k.endswith('rotary_emb.inv_freq')}  # inv_freq: a buffer some old checkpoints saved
+        refuse_unconsumed(rest, PARTS, source)
+        load_canonical(model.vision_model, vision, None, source, strict=True, assign=True)
         others = {k: v for k, v in model.state_dict().items() if not k.startswith('vision_model.')}
-        for name in ('qllama', 'clip_projector', 'clip_projector2', 'itm_head'):
+        for name in MODULES:
             load_module(getattr(model, name), take_prefix(rest, name + '.'), f'{source} ({name})')
-        for name in ('query_tokens', 'text_projection', 'logit_scale'):
+        for name in PARAMETERS:
             if name not in rest:
                 raise CheckpointError(f'{source}: missing {name}')
             if tuple(rest[name].shape) != tuple(others[name].shape):

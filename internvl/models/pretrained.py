@@ -3,7 +3,7 @@ built on the meta device, for the chat and contrastive models."""
 import logging
 import os
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -42,6 +42,17 @@ def load_module(module: nn.Module, state_dict: StateDict, source: str,
     if missing or unexpected:
         raise CheckpointError(f'{source}: missing keys {missing}; unexpected keys {unexpected}')
     module.load_state_dict(state_dict, strict=False, assign=True)
+
+
+def refuse_unconsumed(keys: Iterable[str], parts: tuple[str, ...], source: str) -> None:
+    """Refuse, by name, the ``keys`` (the entries left outside the vision tower) that no part of the model
+    takes: a part is a prefix (``'mlp1.'``) or a whole name (``'logit_scale'``). A weight the model
+    would silently drop is a checkpoint of another model, or a conversion that went wrong."""
+    left = sorted(k for k in keys if not k.startswith(tuple(p for p in parts if p.endswith('.'))) and k not in parts)
+    if left:
+        shown = ', '.join(left[:10]) + (f' and {len(left) - 10} more' if len(left) > 10 else '')
+        raise CheckpointError(f'{source}: {len(left)} weights belong to no part of this model ({shown}); the '
+                              f'model takes the vision tower and {", ".join(parts)}')
 
 
 @contextmanager
