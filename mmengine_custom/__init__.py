@@ -1,5 +1,6 @@
 """OpenMMLab glue shared by ``mmseg_custom`` and ``mmdet_custom``: the compatibility workarounds for
-this stack (applied on import, before any runner is built), the optimizer constructors and hooks."""
+this stack (applied on import, before any runner is built), the optimizer constructors, hooks and the
+training loops whose resume is exact."""
 from . import compat, crash_safety
 
 compat.apply()
@@ -7,5 +8,7 @@ crash_safety.install()
 
 from .hooks import BroadcastBuffersHook  # noqa: E402
 from .optim import LayerDecayOptimWrapperConstructor  # noqa: E402
+from .resumable_loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop  # noqa: E402
 
-__all__ = ['compat', 'BroadcastBuffersHook', 'LayerDecayOptimWrapperConstructor']
+__all__ = ['compat', 'BroadcastBuffersHook', 'LayerDecayOptimWrapperConstructor', 'ResumableEpochBasedTrainLoop',
+           'ResumableIterBasedTrainLoop']

@@ -7,10 +7,11 @@
 2. ``resumable_checkpoint(work_dir)`` picks what ``--resume`` resumes: ``last_checkpoint``'s target and
    every ``iter_N`` / ``epoch_N`` of the work dir, newest first, each checked (every zip member's CRC;
    a DeepSpeed directory's model-states file). A bad one is reported by name and the previous one used.
-3. ``ResumeRNGHook`` saves the torch RNG state (CPU and CUDA) in each checkpoint and restores it before
-   the first resumed iteration. mmengine already restores the data order (it replays the sampler up to
-   the iteration, which also replays the pipeline's random draws), so a resumed run then continues
-   exactly as an uninterrupted one would (dropout and drop path included).
+3. ``ResumeRNGHook`` saves every rank's torch RNG state (CPU and CUDA) in each checkpoint and each rank
+   restores its own before the first resumed iteration. The data order and each sample's augmentation
+   come from the resumable loops (``resumable_loops.py``: per-sample seeding, the sampler moved to the
+   iteration), so a resumed run then continues exactly as an uninterrupted one would (dropout and drop
+   path included).
 """
 import functools
 import logging
@@ -59,6 +60,22 @@ def rng_state() -> dict:
     return state
 
 
+def all_ranks_rng_state() -> list[dict]:
+    """Every rank's ``rng_state()``, by rank (a collective: every rank must call it)."""
+    from mmengine.dist import all_gather_object, get_world_size
+    return all_gather_object(rng_state()) if get_world_size() > 1 else [rng_state()]
+
+
+def own_rng_state(saved: Any) -> Optional[dict]:
+    """This rank's state in what a checkpoint saved: the per-rank list (rank 0's when the run had fewer
+    ranks), or the one state older checkpoints hold."""
+    if not isinstance(saved, list):
+        return saved
+    from mmengine.dist import get_rank
+    rank = get_rank()
+    return saved[rank] if rank < len(saved) else saved[0]
+
+
 def restore_rng_state(state: dict) -> None:
     torch.set_rng_state(state['cpu'])
     if 'cuda' in state and torch.cuda.is_available():
@@ -71,7 +88,7 @@ def _atomic_directory_save(save: Callable) -> Callable:
     @functools.wraps(save)
     def atomic_save(self: Any, filename: str, *args: Any, **kwargs: Any) -> None:
         if kwargs.get('extra_ckpt') is not None:
-            kwargs['extra_ckpt']['rng_state'] = rng_state()
+            kwargs['extra_ckpt']['rng_state'] = all_ranks_rng_state()
         tmp = filename + '.tmp'
         if _is_rank0() and osp.isdir(tmp):
             shutil.rmtree(tmp)  # the remains of a save that was killed
@@ -107,7 +124,7 @@ def _keep_rng_state(resume: Callable) -> Callable:
     @functools.wraps(resume)
     def resume_keeping_rng(self: Any, *args: Any, **kwargs: Any) -> dict:
         extra = resume(self, *args, **kwargs)
-        self.resumed_rng_state = extra.get('rng_state')
+        self.resumed_rng_state = own_rng_state(extra.get('rng_state'))
         return extra
     return resume_keeping_rng
 
@@ -169,20 +186,29 @@ def resumable_checkpoint(work_dir: str) -> Optional[str]:
 
 @HOOKS.register_module()
 class ResumeRNGHook(Hook):
-    """Saves the torch RNG state in every checkpoint; after a resume, restores it before the first
-    iteration (once the data loader has been advanced), so that the random draws of the model
-    (dropout, drop path) continue as in an uninterrupted run."""
+    """Saves every rank's torch RNG state in every checkpoint; after a resume, each rank restores its own
+    before the first iteration, so that the random draws of the model (dropout, drop path) continue as
+    in an uninterrupted run. (The data's draws need nothing: the resumable loops seed each sample.)
+    Only rank 0 writes the checkpoint, so the states are gathered after each iteration, before
+    ``CheckpointHook`` saves."""
 
     priority = 'VERY_HIGH'
 
     def __init__(self) -> None:
         self._pending: Optional[dict] = None
+        self._states: Optional[list[dict]] = None
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Optional[Any] = None,
+                         outputs: Optional[Any] = None) -> None:
+        from mmengine.dist import get_world_size
+        if get_world_size() > 1:
+            self._states = all_ranks_rng_state()
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
-        checkpoint['rng_state'] = rng_state()
+        checkpoint['rng_state'] = self._states or [rng_state()]
 
     def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
-        self._pending = checkpoint.get('rng_state')
+        self._pending = own_rng_state(checkpoint.get('rng_state'))
 
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Optional[Any] = None) -> None:
         strategy = getattr(runner, 'strategy', None)  # DeepSpeed: kept by its resume (see install)

@@ -1,6 +1,7 @@
 """Training survives SIGKILL: checkpoints are atomic, --resume skips a truncated latest checkpoint (naming
-it), and a run killed at a random moment ends with the weights of an uninterrupted run (plain Runner
-and DeepSpeed, CPU, fixed seed)."""
+it) and refuses a work dir of corrupt ones, and a run killed at a random moment ends with the weights of
+an uninterrupted run (iteration and epoch loops, loader workers, 1 and 2 processes, plain Runner and
+DeepSpeed, CPU, fixed seed)."""
 import os
 import random
 import signal
@@ -18,7 +19,9 @@ from mmengine_custom.crash_safety import checkpoint_problem, resumable_checkpoin
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'configs' / 'demo' / 'upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py'
 DS_CONFIG = REPO / 'configs' / 'demo' / 'upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112_ds-zero2.py'
-ITERS = 8
+DET_CONFIG = REPO / 'configs' / 'demo' / 'mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py'
+ITERS = 12  # segmentation: 12 iterations, a checkpoint every 2
+EPOCHS = 3  # detection: 3 epochs of 4 iterations, a checkpoint each
 
 
 @pytest.fixture(scope='module')
@@ -27,56 +30,94 @@ def data(tmp_path_factory):
     return write_synthetic_ade(tmp_path_factory.mktemp('crash') / 'data', num_train=16, num_val=2, size=112)
 
 
-def command(config: Path, work: Path, data: Path, resume: bool = False) -> list[str]:
-    roots = [f'{split}_dataloader.dataset.data_root={data}' for split in ('train', 'val', 'test')]
-    return [sys.executable, 'tools/train.py', str(config), '--work-dir', str(work), *(['--resume'] if resume else []),
-            '--cfg-options', *roots, f'train_cfg.max_iters={ITERS}', f'train_cfg.val_interval={ITERS * 10}',
-            'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=10',
-            'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1']
+@pytest.fixture(scope='module')
+def coco(tmp_path_factory):
+    from mmdet_custom.datasets import write_synthetic_coco
+    return write_synthetic_coco(tmp_path_factory.mktemp('crash') / 'coco', num_train=8, num_val=2, size=64)
+
+
+def command(config: Path, work: Path, data: Path, resume: bool = False, processes: int = 1) -> list[str]:
+    """tools/train.py (or dist_train.sh on the CPU) on the short schedule."""
+    roots = [f'{split}_dataloader.dataset.data_root={data}/' for split in ('train', 'val', 'test')]
+    if config == DET_CONFIG:  # the epoch loop, with 2 persistent workers
+        ann = f'{data}/annotations/instances_val2017.json'
+        schedule = [f'train_cfg.max_epochs={EPOCHS}', f'train_cfg.val_interval={EPOCHS * 10}',
+                    f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+                    'train_dataloader.num_workers=2', 'train_dataloader.persistent_workers=True',
+                    'default_hooks.checkpoint.interval=1', 'param_scheduler=[]']
+        if processes > 1:
+            schedule.append('train_dataloader.batch_size=1')
+    else:
+        schedule = [f'train_cfg.max_iters={ITERS}', f'train_cfg.val_interval={ITERS * 10}',
+                    'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2']
+    options = ['--work-dir', str(work), *(['--resume'] if resume else []), '--cfg-options', *roots, *schedule,
+               'default_hooks.checkpoint.max_keep_ckpts=10', 'default_hooks.logger.interval=1']
+    if processes == 1:
+        return [sys.executable, 'tools/train.py', str(config), *options]
+    return ['bash', 'tools/dist_train.sh', str(config), str(processes), '--cpu', *options]
+
+
+def environment() -> dict:
+    return {**os.environ, 'PYTHONPATH': str(REPO), 'PORT': '29563', 'PYTHON': sys.executable}
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900,
-                            env={**os.environ, 'PYTHONPATH': str(REPO), 'PORT': '29563'})
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900, env=environment())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
 
-def final_weights(work: Path) -> dict[str, torch.Tensor]:
-    final = work / f'iter_{ITERS}.pth'
+def final_name(config: Path) -> str:
+    return f'epoch_{EPOCHS}.pth' if config == DET_CONFIG else f'iter_{ITERS}.pth'
+
+
+def final_weights(work: Path, config: Path) -> dict[str, torch.Tensor]:
+    final = work / final_name(config)
     if final.is_dir():  # DeepSpeed: the module's weights in the model-states file
         return torch.load(next(final.glob('*model_states.pt')), weights_only=False)['module']
     return torch.load(final, weights_only=False)['state_dict']
 
 
-def kill_at_random(cmd: list[str], work: Path, seed: int) -> None:
+def kill_at_random(cmd: list[str], work: Path, config: Path, seed: int) -> None:
     """Start training, wait for a random checkpoint, then SIGKILL it a random fraction of a second later
     (in an iteration, or in the middle of writing the next checkpoint)."""
     rng = random.Random(seed)
-    after = rng.choice([2, 4])
+    after = f'epoch_{rng.choice([1, 2])}.pth' if config == DET_CONFIG else f'iter_{rng.choice([2, 4])}.pth'
     process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, 'PYTHONPATH': str(REPO), 'PORT': '29563'}, start_new_session=True)
+                               env=environment(), start_new_session=True)
     deadline = time.time() + 600
-    while not (work / f'iter_{after}.pth').exists():
+    while not (work / after).exists():
         assert process.poll() is None and time.time() < deadline, 'training ended before it could be killed'
         time.sleep(0.05)
     time.sleep(rng.uniform(0.0, 1.5))
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert not (work / f'iter_{ITERS}.pth').exists(), 'killed too late: the run had finished'
+    assert not (work / final_name(config)).exists(), 'killed too late: the run had finished'
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('config', [CONFIG, DS_CONFIG], ids=['runner', 'deepspeed'])
-def test_killed_run_resumes_to_the_uninterrupted_weights(data, tmp_path, config):
-    run(command(config, tmp_path / 'whole', data))
+@pytest.mark.parametrize('config, processes', [(CONFIG, 1), (CONFIG, 2), (DS_CONFIG, 1), (DET_CONFIG, 1),
+                                               (DET_CONFIG, 2)],
+                         ids=['iter-loop', 'iter-loop-2proc', 'iter-loop-deepspeed', 'epoch-loop-2workers',
+                              'epoch-loop-2workers-2proc'])
+def test_killed_run_resumes_to_the_uninterrupted_weights(data, coco, tmp_path, config, processes):
+    """SIGKILL at a random moment, then --resume: the final weights equal the uninterrupted run's bit for
+    bit - the iteration loop (which moves its sampler instead of reloading the skipped batches) and the
+    epoch loop with persistent workers (whose restarted workers used to replay epoch 0's augmentation)."""
+    root = coco if config == DET_CONFIG else data
+    run(command(config, tmp_path / 'whole', root, processes=processes))
     killed = tmp_path / 'killed'
-    kill_at_random(command(config, killed, data), killed, seed=zlib.crc32(config.name.encode()))
-    resumed = run(command(config, killed, data, resume=True))
-    assert 'Advance dataloader' in resumed.stdout + resumed.stderr  # it resumed, it did not restart
-    expected, got = final_weights(tmp_path / 'whole'), final_weights(killed)
+    kill_at_random(command(config, killed, root, processes=processes), killed, config,
+                   seed=zlib.crc32(f'{config.name}{processes}'.encode()))
+    resumed = run(command(config, killed, root, resume=True, processes=processes))
+    log = resumed.stdout + resumed.stderr
+    assert 'resumed epoch: ' in log, log[-3000:]  # it resumed, it did not restart
+    if config != DET_CONFIG:  # and loaded no skipped batch
+        assert 'Moved the sampler to iteration' in log and 'Advance dataloader' not in log, log[-3000:]
+    expected, got = final_weights(tmp_path / 'whole', config), final_weights(killed, config)
     assert expected.keys() == got.keys()
-    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert all(torch.equal(expected[k], got[k]) for k in expected), [k for k in expected
+                                                                    if not torch.equal(expected[k], got[k])][:5]
 
 
 def test_a_truncated_latest_checkpoint_is_named_and_skipped(tmp_path, capsys):
@@ -114,7 +155,7 @@ def test_resume_where_every_checkpoint_is_corrupt_is_one_clear_error(tmp_path, d
     with pytest.raises(NothingToResumeError, match='no checkpoint in .* is complete'):
         resumable_checkpoint(str(tmp_path))
     result = subprocess.run(command(CONFIG, tmp_path, data, resume=True), capture_output=True, text=True,
-                            cwd=REPO, timeout=600)
+                            cwd=REPO, timeout=600, env=environment())
     assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].startswith('error: --resume: no checkpoint in')
     assert (tmp_path / 'iter_4.pth').read_bytes() == b'PK\x03\x04 not a checkpoint'

@@ -56,5 +56,5 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
     dict(type='MultiStepLR', begin=0, end=epochs, by_epoch=True, milestones=[8, 11], gamma=0.1),
 ]
-train_cfg = dict(max_epochs=epochs, val_interval=epochs)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs)  # exact resume
 default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=epochs, max_keep_ckpts=1, save_best=None))
