@@ -148,7 +148,7 @@ class ModelConfigError(ValueError):
     """``cfg.model`` cannot be built: a bad argument (an unknown preset, a wrong type name, ...)."""
 
 
-def build_on_meta(cfg: Config) -> torch.nn.Module:
+def build_model_on_meta(cfg: Config) -> torch.nn.Module:
     """``cfg.model`` built on the meta device (no memory, no weights read: seconds for the 6B). A bad
     argument is a ``ModelConfigError`` with the message of the module that refused it, without the
     registry's ``class `X` in module:`` prefixes."""
@@ -166,7 +166,7 @@ def verify_checkpoint(cfg: Config, checkpoint: str) -> None:
     """Fail (``CheckpointError``) unless ``checkpoint`` holds exactly the weights of ``cfg.model``: the
     missing and unexpected keys and the shape mismatches are listed. The model is built on the meta
     device (no memory, no weights read); the checkpoint is read safely and memory-mapped."""
-    model = build_on_meta(cfg)
+    model = build_model_on_meta(cfg)
     ckpt = load_local_checkpoint(checkpoint, map_location='cpu', mmap=True)  # the runner reads it again
     state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     state_dict = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}  # as mmengine's loader

@@ -101,7 +101,8 @@ def shrink_det(cfg: Config, data: str, work_dir: str) -> Config:
     from mmdet_custom.datasets import CLASSES
     shrink_backbone(cfg.model.backbone, ADAPTER_CROP)
     model = cfg.model
-    model.neck.update(in_channels=[WIDTH] * 4, out_channels=CHANNELS)
+    model.neck.update(in_channels=WIDTH if model.neck.type == 'SimpleFeaturePyramid' else [WIDTH] * 4,
+                      out_channels=CHANNELS)
     model.rpn_head.update(in_channels=CHANNELS, feat_channels=CHANNELS)
     roi = model.roi_head
     roi.bbox_roi_extractor.out_channels = roi.mask_roi_extractor.out_channels = CHANNELS

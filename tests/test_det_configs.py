@@ -21,12 +21,21 @@ ARCHS = {  # backbone in the name -> (width, blocks, position grid side in pixel
 }
 QUARTERS = {48: [[0, 11], [12, 23], [24, 35], [36, 47]], 45: [[0, 10], [11, 21], [22, 32], [33, 44]],
             24: [[0, 5], [6, 11], [12, 17], [18, 23]]}
-RECIPES = {  # file -> (backbone type, arch, frozen)
+RECIPES = {  # file -> (backbone type, arch, frozen, precision, neck)
     f'{folder}/mask-rcnn_internvit{adapter}-{arch}{frozen}_8xb2-1x_coco.py':
-        ('InternViTAdapter' if adapter else 'InternViT', arch, bool(frozen))
+        ('InternViTAdapter' if adapter else 'InternViT', arch, bool(frozen), 'fp16', 'published')
     for folder, adapter in (('internvit_det', ''), ('vit_adapter', '-adapter'))
     for arch in ARCHS for frozen in ('-frozen', '')
 }
+RECIPES.update({  # the bf16 variants of the 6B-224 recipes
+    f'{folder}/mask-rcnn_internvit{adapter}-6b-224px{frozen}_8xb2-1x_coco_ds-zero1-bf16.py':
+        ('InternViTAdapter' if adapter else 'InternViT', '6b-224px', bool(frozen), 'bf16', 'published')
+    for folder, adapter in (('internvit_det', ''), ('vit_adapter', '-adapter')) for frozen in ('-frozen', '')
+})
+RECIPES.update({  # ViTDet's simple feature pyramid as the neck
+    f'internvit_det/mask-rcnn_internvit-6b-224px{frozen}-sfp_8xb2-1x_coco.py':
+        ('InternViT', '6b-224px', bool(frozen), 'fp16', 'sfp') for frozen in ('-frozen', '')
+})
 ADE_ADAPTER = 'vit_adapter/upernet_internvit-adapter-6b-224px-frozen_8xb2-80k_ade20k-512x512.py'
 
 
@@ -35,18 +44,24 @@ def test_the_table_is_the_folder():
     assert shipped == set(RECIPES) | {ADE_ADAPTER}
 
 
-def check_adapter(bb, blocks: int) -> None:
+def check_adapter(bb, width: int, blocks: int) -> None:
+    """The original InternViTAdapter's settings (InternVL-MMDetSeg's ADE20K config and its defaults)."""
     assert bb.interaction_indexes == QUARTERS[blocks]
     assert (bb.conv_inplane, bb.n_points, bb.deform_ratio, bb.cffn_ratio, bb.init_values) == (64, 4, 0.25, 0.25, 0.0)
-    assert bb.with_cffn and bb.add_vit_feature and bb.use_extra_extractor and bb.with_cp
+    assert bb.with_cffn and bb.add_vit_feature and bb.use_extra_extractor and bb.use_final_norm and bb.with_cp
+    assert bb.deform_num_heads == (25 if width == 3200 else 16) and not bb.use_cls_token
 
 
-def check_deepspeed_fp16(cfg) -> None:
-    """ZeRO-1 in fp16 with the reference's buckets and clipping, through the FlexibleRunner."""
+def check_deepspeed(cfg, precision: str) -> None:
+    """ZeRO-1 with the reference's buckets and clipping, through the FlexibleRunner, in fp16 (dynamic loss
+    scale) or bf16, parameters, buffers and images all cast (mmengine_custom/precision.py)."""
     strategy = cfg.strategy
     assert cfg.runner_type == 'FlexibleRunner' and strategy.type == 'DeepSpeedStrategy'
     assert strategy.zero_optimization.stage == 1 and strategy.zero_optimization.reduce_bucket_size == 5e8
-    assert strategy.gradient_clipping == 1.0 and strategy.fp16.enabled and not strategy.get('bf16')
+    assert strategy.gradient_clipping == 1.0 and strategy.inputs_to_half == ['inputs']
+    assert strategy.config.data_types.buffer_dtype == precision
+    assert bool(strategy.get('fp16', {}).get('enabled')) == (precision == 'fp16')
+    assert bool(strategy.get('bf16', {}).get('enabled')) == (precision == 'bf16')
     assert cfg.optim_wrapper.type == 'DeepSpeedOptimWrapper'
 
 
@@ -58,7 +73,7 @@ def build_on_meta(cfg, scope: str):
 
 @pytest.mark.parametrize('name', sorted(RECIPES))
 def test_coco_recipe(name):
-    kind, arch, frozen = RECIPES[name]
+    kind, arch, frozen, precision, neck = RECIPES[name]
     width, blocks, grid_pixels, billions = ARCHS[arch]
     path = REPO / 'configs' / name
     cfg = Config.fromfile(str(path))
@@ -73,15 +88,22 @@ def test_coco_recipe(name):
     assert bb.pretrained.startswith('pretrained/InternViT-')
     if kind == 'InternViT':  # the published recipe's backbone
         assert bb.window_size == 16 and bb.global_attn_indexes == [] and not bb.use_cls_token
-        assert bb.out_indices == [blocks - 1] and bb.with_fpn
+        assert bb.out_indices == [blocks - 1] and bb.with_fpn == (neck == 'published')
     else:
-        check_adapter(bb, blocks)
+        check_adapter(bb, width, blocks)
     if frozen:
-        assert bb.backbone_dtype == 'float16' and bb.drop_path_rate == 0.0
+        assert bb.backbone_dtype == {'fp16': 'float16', 'bf16': 'bfloat16'}[precision] and bb.drop_path_rate == 0.0
     else:
         assert bb.drop_path_rate == 0.4 and bb.with_cp
-    assert cfg.model.type == 'MaskRCNN'
-    assert cfg.model.neck.type == 'FPN' and cfg.model.neck.in_channels == [width] * 4
+    model_cfg = cfg.model  # mmdet's Mask R-CNN with the box arithmetic in fp32
+    assert model_cfg.type == 'InternViTMaskRCNN' and model_cfg.rpn_head.type == 'FP32BoxRPNHead'
+    assert model_cfg.roi_head.type == 'FP32BoxRoIHead'
+    assert model_cfg.roi_head.bbox_roi_extractor.type == model_cfg.roi_head.mask_roi_extractor.type == 'FP32RoIExtractor'
+    if neck == 'published':
+        assert cfg.model.neck.type == 'FPN' and cfg.model.neck.in_channels == [width] * 4
+    else:
+        assert cfg.model.neck.type == 'SimpleFeaturePyramid' and cfg.model.neck.in_channels == width
+        assert cfg.model.neck.num_outs == 5
     assert cfg.model.neck.out_channels == 256
     assert cfg.model.roi_head.bbox_head.num_classes == 80 and cfg.model.roi_head.mask_head.num_classes == 80
     assert cfg.model.data_preprocessor.pad_size_divisor == 32
@@ -90,8 +112,8 @@ def test_coco_recipe(name):
     assert optim.optimizer.type == 'AdamW' and optim.optimizer.lr == 1e-4 and optim.optimizer.weight_decay == 0.05
     assert optim.constructor == 'LayerDecayOptimWrapperConstructor'
     assert optim.paramwise_cfg.layer_decay_rate == (1.0 if frozen else 0.95)
-    check_deepspeed_fp16(cfg)
-    assert cfg.train_cfg.max_epochs == 12
+    check_deepspeed(cfg, precision)
+    assert cfg.train_cfg.type == 'ResumableEpochBasedTrainLoop' and cfg.train_cfg.max_epochs == 12
     steps = cfg.param_scheduler[1]
     assert steps.type == 'MultiStepLR' and steps.milestones == [8, 11]
 
@@ -106,7 +128,7 @@ def test_coco_recipe(name):
     vit = sum(p.numel() for p in model.backbone.vit.parameters())
     assert vit / 1e9 == pytest.approx(billions, abs=1e-3)
     assert all(not p.requires_grad for p in model.backbone.vit.parameters()) == frozen
-    assert model.backbone.vit.cls_token is None or kind == 'InternViTAdapter'
+    assert model.backbone.vit.cls_token is None
 
 
 def test_ade20k_adapter_recipe():
@@ -117,7 +139,7 @@ def test_ade20k_adapter_recipe():
     bb = cfg.model.backbone
     assert bb.type == 'InternViTAdapter' and bb.frozen and bb.backbone_dtype == 'float16'
     assert bb.arch.patch_size == 16 and bb.arch.num_layers == 48
-    check_adapter(bb, 48)
+    check_adapter(bb, 3200, 48)
     assert cfg.model.decode_head.type == 'UPerHead' and cfg.model.decode_head.channels == 1536
     assert cfg.model.decode_head.in_channels == [3200] * 4
     assert cfg.model.test_cfg.crop_size == (512, 512) and cfg.model.test_cfg.stride == (341, 341)
@@ -127,8 +149,8 @@ def test_ade20k_adapter_recipe():
     optim = cfg.optim_wrapper
     assert optim.optimizer.lr == 4e-5 and optim.optimizer.weight_decay == 0.05
     assert optim.paramwise_cfg.layer_decay_rate == 0.95
-    check_deepspeed_fp16(cfg)
-    assert cfg.train_cfg.max_iters == 80000
+    check_deepspeed(cfg, 'fp16')
+    assert cfg.train_cfg.type == 'ResumableIterBasedTrainLoop' and cfg.train_cfg.max_iters == 80000
     model = build_on_meta(cfg, 'mmseg')
     assert all(not p.requires_grad for p in model.backbone.vit.parameters())
     assert any(p.requires_grad for p in model.backbone.injectors.parameters())

@@ -10,8 +10,8 @@ import mmengine_custom  # noqa: F401  (compatibility workarounds before any runn
 from internvl.checkpoint import CheckpointError
 from mmengine_custom.crash_safety import NothingToResumeError, resumable_checkpoint
 from mmengine_custom.hooks import BadDataError, NonFiniteLossError
-from mmengine_custom.runner import (add_common_arguments, apply_amp, build_on_meta, build_runner, check_data_roots,
-                                   config_task, load_config, parse_tool_args)
+from mmengine_custom.runner import (add_common_arguments, apply_amp, build_model_on_meta, build_runner,
+                                   check_data_roots, config_task, load_config, parse_tool_args)
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,7 +33,7 @@ def main() -> int:
         if args.amp:
             apply_amp(cfg, cuda=torch.cuda.is_available() and not args.cpu)
         check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
-        build_on_meta(cfg)  # a bad model argument (an unknown preset, ...) is one line, before anything heavy
+        build_model_on_meta(cfg)  # a bad model argument (an unknown preset, ...) is one line, before anything heavy
         cfg.resume = args.resume
         if args.resume:  # the newest complete checkpoint; a truncated or corrupt one is named and skipped
             cfg.load_from = resumable_checkpoint(cfg.work_dir)

@@ -6,7 +6,7 @@ from typing import Any
 from .conversation import TEMPLATES, Conversation, get_conv_template
 from .intern_vit import ARCH_KEYS, ARCH_PRESETS, InternViT, build_on_meta, count_parameters, resolve_arch
 from .pos_embed import resample_patch_embed, resample_pos_embed
-from .simple_fpn import SimpleFPN
+from .simple_fpn import SimpleFeaturePyramid, SimpleFPN
 
 _LAZY = {'InternVLChatModel': 'internvl_chat', 'pixel_shuffle': 'internvl_chat', 'InternVLModel': 'internvl_clip',
          'caption_prompt': 'internvl_clip', 'tokenize_texts': 'internvl_clip', 'QLlamaForCausalLM': 'qllama'}
@@ -19,6 +19,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ['ARCH_KEYS', 'ARCH_PRESETS', 'Conversation', 'InternVLChatModel', 'InternVLModel', 'InternViT',
-           'QLlamaForCausalLM', 'SimpleFPN', 'TEMPLATES', 'build_on_meta', 'caption_prompt', 'count_parameters',
+           'QLlamaForCausalLM', 'SimpleFeaturePyramid', 'SimpleFPN', 'TEMPLATES', 'build_on_meta', 'caption_prompt', 'count_parameters',
            'get_conv_template', 'pixel_shuffle', 'resample_patch_embed', 'resample_pos_embed', 'resolve_arch',
            'tokenize_texts']

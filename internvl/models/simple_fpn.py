@@ -1,11 +1,23 @@
-"""Simple feature pyramid from four same-stride ViT maps (ViTDet, Li et al. ECCV 2022; as used by the
-InternViT-6B segmentation recipes).
+"""Simple feature pyramids from same-stride ViT maps (ViTDet, Li et al., "Exploring Plain Vision
+Transformer Backbones for Object Detection", ECCV 2022).
 
-Inputs: four maps [B, C, H, W] at the patch stride s (14 for InternViT). Outputs, in order:
+``SimpleFPN``, as the InternViT-6B segmentation and detection recipes built it: four maps [B, C, H, W]
+at the patch stride s (14 for InternViT; the detection recipe feeds the last block's map four times) ->
 up x4 (ConvTranspose2d, LayerNorm + GELU, ConvTranspose2d) at s/4, up x2 (ConvTranspose2d) at s/2,
-identity at s, down x2 (max-pool, ceil mode) at 2s: strides 3.5 / 7 / 14 / 28 for patch 14.
+identity at s, down x2 (max-pool, ceil mode) at 2s, channels kept: strides 3.5 / 7 / 14 / 28 for patch
+14. The detection recipe follows it with mmdet's FPN.
+
+``SimpleFeaturePyramid``, ViTDet's own (detectron2's ``SimpleFeaturePyramid``, mmdet's ViTDet
+``SimpleFPN``): one map -> the same four re-scalings, but halving the channels at each up-sampling
+(C/4 at s/4, C/2 at s/2), then per level a 1x1 conv + LayerNorm and a 3x3 conv + LayerNorm to
+``out_channels``, and a fifth level by a stride-2 max-pool of the last (the RPN's stride 64). Trained
+from scratch it learns the fine levels far faster than ``SimpleFPN`` + FPN (the channel reduction and
+per-level norms), see tools/analysis/benchmark_detection_necks.py.
 """
+from typing import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .layers import LayerNorm2d
@@ -30,3 +42,43 @@ class SimpleFPN(nn.Module):
             raise ValueError(f'SimpleFPN takes 4 feature maps (4 out_indices), got {len(features)}')
         f1, f2, f3, f4 = features
         return self.up4(f1), self.up2(f2), f3, self.down2(f4)
+
+
+class SimpleFeaturePyramid(nn.Module):
+    """ViTDet's simple feature pyramid: the last of the maps given ([B, C, H, W] at stride s) -> maps of
+    ``out_channels`` at strides s / f for f in ``scale_factors`` (4, 2, 1, 0.5), then
+    ``num_outs - len(scale_factors)`` more, each a stride-2 max-pool (kernel 1) of the previous."""
+
+    def __init__(self, in_channels: int, out_channels: int = 256, scale_factors: Sequence[float] = (4.0, 2.0, 1.0, 0.5),
+                 num_outs: int = 5) -> None:
+        super().__init__()
+        if num_outs < len(scale_factors):
+            raise ValueError(f'SimpleFeaturePyramid: num_outs={num_outs} < {len(scale_factors)} scale factors')
+        self.stages = nn.ModuleList(self._stage(in_channels, out_channels, float(f)) for f in scale_factors)
+        self.extra_levels = num_outs - len(scale_factors)
+
+    @staticmethod
+    def _stage(dim: int, out_channels: int, factor: float) -> nn.Sequential:
+        if factor == 4.0:
+            layers = [nn.ConvTranspose2d(dim, dim // 2, 2, 2), LayerNorm2d(dim // 2, eps=1e-6), nn.GELU(),
+                      nn.ConvTranspose2d(dim // 2, dim // 4, 2, 2)]
+            dim //= 4
+        elif factor == 2.0:
+            layers = [nn.ConvTranspose2d(dim, dim // 2, 2, 2)]
+            dim //= 2
+        elif factor == 1.0:
+            layers = []
+        elif factor == 0.5:
+            layers = [nn.MaxPool2d(2, 2, ceil_mode=True)]
+        else:
+            raise ValueError(f'SimpleFeaturePyramid: scale factor {factor} is not one of 4, 2, 1, 0.5')
+        return nn.Sequential(*layers, nn.Conv2d(dim, out_channels, 1, bias=False), LayerNorm2d(out_channels, eps=1e-6),
+                             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+                             LayerNorm2d(out_channels, eps=1e-6))
+
+    def forward(self, features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        x = features[-1]
+        outs = [stage(x) for stage in self.stages]
+        for _ in range(self.extra_levels):
+            outs.append(F.max_pool2d(outs[-1], 1, stride=2))
+        return tuple(outs)
