@@ -1,11 +1,16 @@
 """The precision design: which module holds and computes in which dtype, per strategy.
 
-| strategy (recipes) | parameters | buffers | ViT computes | FPNs, adapter, heads compute | box arithmetic, nms, RoIAlign |
-|---|---|---|---|---|---|
-| fp32 (plain Runner, DeepSpeed without fp16 / bf16) | fp32; a frozen ViT in ``backbone_dtype`` | fp32 | ``backbone_dtype`` | fp32 | fp32 |
-| DeepSpeed bf16 (``deepspeed_zero1_bf16.py``, the ``*-bf16`` recipes) | bf16, fp32 master copy in the ZeRO optimizer | bf16 (``buffer_dtype``) | bf16 | bf16 | fp32 |
-| DeepSpeed fp16 (``deepspeed_zero1_fp16.py``: COCO, adapter) | fp16, fp32 master copy, dynamic loss scale | fp16 (``buffer_dtype``) | fp16 | fp16 | fp32 |
-| AMP (``tools/train.py --amp``: ``AmpOptimWrapper``; fp16 on GPUs, bf16 on the CPU) | fp32 | fp32 | autocast | autocast | fp32 |
+Per strategy: parameters / buffers / what the ViT, FPNs, adapter and heads compute in; the box
+arithmetic, nms and RoIAlign are fp32 in all of them.
+
+- fp32 (plain Runner; DeepSpeed without fp16 / bf16): fp32, a frozen ViT stored in ``backbone_dtype`` /
+  fp32 / fp32, the ViT in ``backbone_dtype``.
+- DeepSpeed bf16 (``deepspeed_zero1_bf16.py``, the ``*-bf16`` recipes): bf16 with fp32 master copies in
+  the ZeRO optimizer / bf16 (``buffer_dtype``) / bf16.
+- DeepSpeed fp16 (``deepspeed_zero1_fp16.py``: the COCO and adapter recipes): fp16 with fp32 master
+  copies and a dynamic loss scale / fp16 (``buffer_dtype``) / fp16.
+- AMP (``tools/train.py --amp``, ``AmpOptimWrapper``; fp16 for detection and bf16 for segmentation on
+  GPUs, bf16 on the CPU): fp32 / fp32 / autocast.
 
 DeepSpeed's fp16 / bf16 cast every parameter, and its buffers only with ``data_types.buffer_dtype``:
 both strategies set it, so a norm never meets weights and statistics of two dtypes. ``inputs_to_half``

@@ -68,13 +68,13 @@ def test_training_names_a_label_map_outside_the_class_range(tmp_path):
     data = write_synthetic_ade(tmp_path / 'data', num_train=2, num_val=1, size=112)
     for label in (data / 'annotations' / 'training').glob('*.png'):
         values = np.array(Image.open(label))
-        values[:4, :4] = 200  # raw 200 -> 199 after reduce_zero_label: not one of the 150 classes
+        values[:, ::8] = 200  # in any crop; raw 200 -> 199 after reduce_zero_label: not one of the 150 classes
         Image.fromarray(values).save(label)
     roots = [f'{loader}.dataset.data_root={data}' for loader in ('train_dataloader', 'val_dataloader',
                                                                   'test_dataloader')]
     result = subprocess.run(
         [sys.executable, 'tools/train.py', str(CONFIG), '--work-dir', str(tmp_path / 'work'), '--cfg-options', *roots,
-         'train_cfg.max_iters=2', 'train_dataloader.batch_size=1'],
+         'train_cfg.max_iters=2', 'train_dataloader.batch_size=2'],
         capture_output=True, text=True, cwd=REPO, timeout=900)
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert re.search(r'ADE_train_0000000\d\.png: label values \[199\] are outside the class range 0\.\.149',
@@ -107,7 +107,8 @@ def test_a_bad_model_argument_is_one_line_before_anything_is_written(tmp_path, o
     data = write_synthetic_ade(tmp_path / 'data', num_train=2, num_val=1, size=64)
     work = tmp_path / 'work'
     result = subprocess.run([sys.executable, 'tools/train.py', str(CONFIG), '--work-dir', str(work), '--cfg-options',
-                             option, f'train_dataloader.dataset.data_root={data}', f'val_dataloader.dataset.data_root={data}'],
+                             option, f'train_dataloader.dataset.data_root={data}',
+                             f'val_dataloader.dataset.data_root={data}'],
                             capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr[-1000:]

@@ -218,7 +218,8 @@ def test_test_and_infer_take_the_deepspeed_directory_itself(zero2_two_processes,
     src = zero2_two_processes / 'iter_6.pth'
     before = sorted(p.name for p in zero2_two_processes.rglob('*'))
     test = subprocess.run([sys.executable, str(REPO / 'tools' / 'test.py'), str(CONFIG), str(src),
-                           '--work-dir', str(tmp_path / 'test'), '--cfg-options', f'test_dataloader.dataset.data_root={data}'],
+                           '--work-dir', str(tmp_path / 'test'),
+                           '--cfg-options', f'test_dataloader.dataset.data_root={data}'],
                           capture_output=True, text=True, env=env(), cwd=REPO, timeout=600)
     assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
     assert 'released in memory' in test.stdout + test.stderr

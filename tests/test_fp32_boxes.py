@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 import mmdet_custom  # noqa: F401
 from mmengine_custom.precision import deform_attn_dtype
@@ -18,9 +18,9 @@ DEMO = REPO / 'configs' / 'demo' / 'mask-rcnn_internvit-tiny_1xb4-12e_synthetic-
 
 def demo_detector():
     from mmdet.registry import MODELS
-    init_default_scope('mmdet')
     torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(DEMO)).model)
+    with DefaultScope.overwrite_default_scope('mmdet'):  # leaves the process's default scope as it was
+        model = MODELS.build(Config.fromfile(str(DEMO)).model)
     model.init_weights()
     return model
 
@@ -82,7 +82,8 @@ def test_large_boxes_are_assigned_in_fp32():
     from mmengine.structures import InstanceData
     gt = InstanceData(bboxes=torch.tensor([[10.0, 12.0, 300.0, 310.0]]), labels=torch.tensor([1]))
     priors = InstanceData(priors=torch.tensor([[0.0, 0.0, 320.0, 320.0], [20.0, 20.0, 290.0, 300.0]]))
-    assigner = MaxIoUAssigner(pos_iou_thr=0.7, neg_iou_thr=0.3)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        assigner = MaxIoUAssigner(pos_iou_thr=0.7, neg_iou_thr=0.3)
     assert assigner.assign(priors, gt).gt_inds.tolist() == [1, 1]
     half = InstanceData(priors=priors.priors.half())
     assert not (assigner.assign(half, InstanceData(bboxes=gt.bboxes.half(), labels=gt.labels)).gt_inds > 0).any()

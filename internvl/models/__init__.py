@@ -19,6 +19,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ['ARCH_KEYS', 'ARCH_PRESETS', 'Conversation', 'InternVLChatModel', 'InternVLModel', 'InternViT',
-           'QLlamaForCausalLM', 'SimpleFeaturePyramid', 'SimpleFPN', 'TEMPLATES', 'build_on_meta', 'caption_prompt', 'count_parameters',
+           'QLlamaForCausalLM', 'SimpleFeaturePyramid', 'SimpleFPN', 'TEMPLATES', 'build_on_meta', 'caption_prompt',
+           'count_parameters',
            'get_conv_template', 'pixel_shuffle', 'resample_patch_embed', 'resample_pos_embed', 'resolve_arch',
            'tokenize_texts']

@@ -91,7 +91,8 @@ class InternViT(nn.Module):
     Args:
         arch: preset name from ``ARCH_PRESETS`` or a dict with the keys ``ARCH_KEYS``.
         drop_path_rate: stochastic-depth rate of the last block, rising linearly from 0.
-        with_cp: recompute each block in the backward pass (activation checkpointing).
+        with_cp: recompute each block in the backward pass (activation checkpointing) whenever gradients
+            flow through it - in eval mode too (a frozen ViT inside the ViT-Adapter).
         out_indices: 0-based block indices whose outputs are returned; negative counts from the end.
         pretrained: checkpoint file or directory loaded by ``init_weights()`` (any published format).
         window_size: side of the attention windows in patches; 0 = global attention in every block.

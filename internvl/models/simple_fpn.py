@@ -10,9 +10,7 @@ identity at s, down x2 (max-pool, ceil mode) at 2s, channels kept: strides 3.5 /
 ``SimpleFeaturePyramid``, ViTDet's own (detectron2's ``SimpleFeaturePyramid``, mmdet's ViTDet
 ``SimpleFPN``): one map -> the same four re-scalings, but halving the channels at each up-sampling
 (C/4 at s/4, C/2 at s/2), then per level a 1x1 conv + LayerNorm and a 3x3 conv + LayerNorm to
-``out_channels``, and a fifth level by a stride-2 max-pool of the last (the RPN's stride 64). Trained
-from scratch it learns the fine levels far faster than ``SimpleFPN`` + FPN (the channel reduction and
-per-level norms), see tools/analysis/benchmark_detection_necks.py.
+``out_channels``, and a fifth level by a stride-2 max-pool of the last (the RPN's stride 64).
 """
 from typing import Sequence
 

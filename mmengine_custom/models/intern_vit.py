@@ -16,9 +16,10 @@ published recipes did. A frozen ViT is stored in bf16 (the cast is applied after
 loaded, by ``init_weights`` or any ``load_state_dict``, never at build); a trained one keeps fp32
 weights and runs under autocast.
 
-Precision policy: the strategy or optimizer wrapper decides the dtype of the FPN and heads (fp32, or
-bf16 when DeepSpeed's bf16 casts the whole model); the backbone follows what consumes its features:
-``cast_to_consumer`` gives the FPN its own dtype here, and the heads theirs in the segmentor.
+Precision (the design: ``mmengine_custom.precision``): the strategy or optimizer wrapper decides the
+dtype of the FPN and heads (fp32, or fp16 / bf16 when DeepSpeed casts the whole model); the backbone
+follows what consumes its features: ``cast_to_consumer`` gives the FPN its own dtype here, and the
+heads and necks theirs in the segmentor and the detector.
 """
 from contextlib import nullcontext
 from typing import ContextManager, Optional, Sequence, Union
@@ -28,9 +29,8 @@ from mmengine.model import BaseModule
 
 from internvl.models import InternViT, SimpleFPN
 
+from ..precision import DTYPES
 from .utils import cast_to_consumer
-
-DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 
 class InternViTBackbone(BaseModule):

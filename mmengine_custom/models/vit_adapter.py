@@ -269,7 +269,8 @@ class InternViTAdapter(InternViTBackbone):
     def _maybe_checkpoint(self, fn: Callable[..., torch.Tensor], *args: Any) -> torch.Tensor:
         """``fn(*args)``, recomputed in the backward pass under ``with_cp`` whenever gradients flow
         through it (as the ViT's blocks are)."""
-        if self.vit.with_cp and torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+        grads = any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
+        if self.vit.with_cp and torch.is_grad_enabled() and grads:
             return checkpoint(fn, *args, use_reentrant=False)
         return fn(*args)
 

@@ -1,11 +1,14 @@
 """bbox mAP from scratch of each detection neck on the synthetic COCO-layout data, same schedule, side by
 side in one run: the tiny InternViT of the detection demo, 400 iterations (8 epochs of 200 images,
-batch 4), mmdet's default RoI levels (finest_scale 56), evaluated with mmdet's CocoMetric:
+batch 4), evaluated with mmdet's CocoMetric:
 
-- ViTDet's simple feature pyramid (``SimpleFeaturePyramid``: the demo's and the ``-sfp`` recipes' neck);
-- the published recipe's neck: the simple FPN in the backbone (``with_fpn=True``) + mmdet's FPN.
+- the published recipe's neck (the simple FPN in the backbone, ``with_fpn=True``, + mmdet's FPN) and
+  ViTDet's simple feature pyramid (``SimpleFeaturePyramid``, the ``-sfp`` recipes' neck), both with
+  mmdet's default RoI levels (finest_scale 56: the demo's 20-50 px objects pool from stride 4);
+- the published neck with the demo's finest_scale 14 (they pool from strides 8 and 16).
 
-    python tools/analysis/benchmark_detection_necks.py [--work-dir work_dirs/benchmark_necks] [--out docs/benchmark_detection_necks.txt]
+    python tools/analysis/benchmark_detection_necks.py [--work-dir work_dirs/benchmark_necks]
+        [--out docs/benchmark_detection_necks.txt]
 """
 import argparse
 import os
@@ -15,12 +18,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'configs' / 'demo' / 'mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py'
+DEMO = REPO / 'configs' / 'demo'
+PUBLISHED = DEMO / 'mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py'
+SFP = DEMO / 'mask-rcnn_internvit-tiny-sfp_1xb4-12e_synthetic-coco-128x128.py'
 EPOCHS = 8
-NECKS = {
-    "ViTDet's SimpleFeaturePyramid": [],
-    'published: simple FPN + mmdet FPN': ['model.backbone.with_fpn=True', 'model.neck.type=FPN',
-                                          'model.neck.in_channels=[96,96,96,96]'],
+DEFAULT_LEVELS = [f'model.roi_head.{extractor}_roi_extractor.finest_scale=56' for extractor in ('bbox', 'mask')]
+NECKS = {  # name -> (config, options)
+    'published: simple FPN + mmdet FPN, finest_scale 56': (PUBLISHED, DEFAULT_LEVELS),
+    "ViTDet's SimpleFeaturePyramid, finest_scale 56": (SFP, DEFAULT_LEVELS),
+    'published: simple FPN + mmdet FPN, finest_scale 14 (the demo)': (PUBLISHED, []),
 }
 
 
@@ -47,17 +53,17 @@ def main() -> None:
                f'train_cfg.val_interval={EPOCHS}', f'default_hooks.checkpoint.interval={EPOCHS}',
                f'param_scheduler.1.end={EPOCHS}', f'param_scheduler.1.milestones=[{EPOCHS - 2},{EPOCHS - 1}]']
     rows = []
-    for name, options in NECKS.items():
+    for name, (config, options) in NECKS.items():
         work = root / re.sub(r'\W+', '_', name).strip('_')
         print(f'training: {name} ...', flush=True)
-        run('tools/train.py', str(CONFIG), '--work-dir', str(work), '--cfg-options', *common, *options)
-        out = run('tools/test.py', str(CONFIG), str(work / f'epoch_{EPOCHS}.pth'), '--work-dir', str(work / 'test'),
+        run('tools/train.py', str(config), '--work-dir', str(work), '--cfg-options', *common, *options)
+        out = run('tools/test.py', str(config), str(work / f'epoch_{EPOCHS}.pth'), '--work-dir', str(work / 'test'),
                   '--cfg-options', *common, *options)
         bbox = float(re.search(r'coco/bbox_mAP: ([\d.]+)', out).group(1))
         segm = float(re.search(r'coco/segm_mAP: ([\d.]+)', out).group(1))
         rows.append(f'| {name} | {bbox:.3f} | {segm:.3f} |')
     table = '\n'.join([f'# {Path(__file__).name}: tiny InternViT Mask R-CNN from scratch, {EPOCHS} epochs x 50 '
-                       f'iterations (batch 4) on the synthetic COCO-layout data, finest_scale 56, this CPU '
+                       f'iterations (batch 4) on the synthetic COCO-layout data, this CPU '
                        f'({os.cpu_count()} cores)', '| neck | bbox mAP | segm mAP |', '|---|---|---|', *rows])
     print(table)
     Path(args.out).write_text(table + '\n')

@@ -2,7 +2,8 @@
 the same run (the CPU segmentation demo), for this project's ResumableIterBasedTrainLoop (moves the
 sampler) beside mmengine's IterBasedTrainLoop (loads every skipped batch), side by side in one run:
 
-    python tools/analysis/benchmark_resume.py [--work-dir work_dirs/benchmark_resume] [--out docs/benchmark_resume.txt]
+    python tools/analysis/benchmark_resume.py [--work-dir work_dirs/benchmark_resume]
+        [--out docs/benchmark_resume.txt]
 
 The run trains once to 400 iterations (a checkpoint at 50 and at 400); each resume runs in a copy of
 the work dir holding one of them. Target: ours equal within noise at 50 and 400."""
@@ -73,7 +74,8 @@ def main() -> None:
         rows.append(f'| {name} | {times[0]:.1f} | {times[1]:.1f} | {times[1] / times[0]:.2f} |')
     table = '\n'.join([f'# {Path(__file__).name}: seconds from --resume to the first resumed iteration, '
                        f'{CONFIG.name} on this CPU ({os.cpu_count()} cores), batch 8',
-                       f'| loop | from iteration {POINTS[0]} | from iteration {POINTS[1]} | ratio {POINTS[1]}/{POINTS[0]} |',
+                       f'| loop | from iteration {POINTS[0]} | from iteration {POINTS[1]} | '
+                       f'ratio {POINTS[1]}/{POINTS[0]} |',
                        '|---|---|---|---|', *rows])
     print(table)
     Path(args.out).write_text(table + '\n')

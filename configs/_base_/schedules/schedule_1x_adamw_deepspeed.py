@@ -8,5 +8,6 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=1.0))
-# per-sample seeded augmentation: a resumed epoch draws what the uninterrupted run drew (mmengine_custom/resumable_loops.py)
+# per-sample seeded augmentation: a resumed epoch draws what the uninterrupted run drew
+# (mmengine_custom/resumable_loops.py)
 train_cfg = dict(type='ResumableEpochBasedTrainLoop')
