@@ -87,7 +87,7 @@ def deformable_attention(attn: MultiScaleDeformableAttention, query: torch.Tenso
     if torch.is_autocast_enabled(query.device.type):
         dtype = torch.get_autocast_dtype(query.device.type)
     run_dtype = deform_attn_dtype(dtype, query.device)
-    if run_dtype == dtype:  # the points in the kernel's dtype, as mmcv's CUDA path casts them (its CPU path does not)
+    if run_dtype == dtype:  # points in the kernel's dtype, as mmcv's CUDA path casts them (its CPU path does not)
         return attn(query, value=value, identity=query.new_zeros(()), reference_points=points.to(dtype),
                     spatial_shapes=spatial, level_start_index=starts)
     weights = {name: p.to(run_dtype) for name, p in attn.named_parameters()}
