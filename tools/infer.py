@@ -10,7 +10,7 @@ import sys
 import mmengine_custom  # noqa: F401  (compatibility workarounds)
 from internvl.checkpoint import CheckpointError
 from mmengine.config import DictAction
-from mmengine_custom.runner import checkpoint_exists, config_task, for_evaluation, load_config, verify_checkpoint
+from mmengine_custom.runner import checkpoint_exists, config_task, load_config, verify_checkpoint
 
 
 def main() -> int:
@@ -37,7 +37,7 @@ def main() -> int:
               file=sys.stderr)
         return 1
     try:
-        cfg = for_evaluation(load_config(args.config, cfg_options=args.cfg_options))
+        cfg = load_config(args.config, cfg_options=args.cfg_options)
         task = config_task(cfg)
         if not args.non_strict:
             verify_checkpoint(cfg, args.checkpoint)

@@ -36,7 +36,9 @@ def main() -> int:
         build_model_on_meta(cfg)  # a bad model argument (an unknown preset, ...) is one line, before anything heavy
         cfg.resume = args.resume
         if args.resume:  # the newest complete checkpoint; a truncated or corrupt one is named and skipped
-            cfg.load_from = resumable_checkpoint(cfg.work_dir)
+            found = resumable_checkpoint(cfg.work_dir)
+            if found:  # none at all: a fresh start, from the config's own load_from if it has one
+                cfg.load_from = found
     except (FileNotFoundError, ValueError, NothingToResumeError) as e:  # a missing config or dataset
         print(f'error: {e}', file=sys.stderr)                          # (DataRootError), an unknown scope
         return 1

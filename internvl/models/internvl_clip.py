@@ -133,7 +133,8 @@ class InternVLModel(nn.Module):
                         attn_pool_num_heads=config.get('attn_pool_num_heads', 16),
                         num_query_token=config.get('num_query_token', 96), cross_attention_frequency=frequency)
         vision = to_canonical(state_dict, {}, source)
-        rest = {k: v for k, v in state_dict.items() if k in vision.ignored
+        outside = set(vision.ignored)
+        rest = {k: v for k, v in state_dict.items() if k in outside
                 and not k.endswith('rotary_emb.inv_freq')}  # inv_freq: a buffer some old checkpoints saved
         refuse_unconsumed(rest, PARTS, source)
         load_canonical(model.vision_model, vision, None, source, strict=True, assign=True)

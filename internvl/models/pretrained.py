@@ -48,7 +48,8 @@ def refuse_unconsumed(keys: Iterable[str], parts: tuple[str, ...], source: str) 
     """Refuse, by name, the ``keys`` (the entries left outside the vision tower) that no part of the model
     takes: a part is a prefix (``'mlp1.'``) or a whole name (``'logit_scale'``). A weight the model
     would silently drop is a checkpoint of another model, or a conversion that went wrong."""
-    left = sorted(k for k in keys if not k.startswith(tuple(p for p in parts if p.endswith('.'))) and k not in parts)
+    prefixes = tuple(p for p in parts if p.endswith('.'))
+    left = sorted(k for k in keys if not k.startswith(prefixes) and k not in parts)
     if left:
         shown = ', '.join(left[:10]) + (f' and {len(left) - 10} more' if len(left) > 10 else '')
         raise CheckpointError(f'{source}: {len(left)} weights belong to no part of this model ({shown}); the '
