@@ -89,6 +89,7 @@ def test_coco_recipe(name):
     if kind == 'InternViT':  # the published recipe's backbone
         assert bb.window_size == 16 and bb.global_attn_indexes == [] and not bb.use_cls_token
         assert bb.out_indices == [blocks - 1] and bb.with_fpn == (neck == 'published')
+        assert bb.get('fpn_norm', 'LN') == 'LN'  # the published LayerNorm (the CPU demo's BN is the demo's)
     else:
         check_adapter(bb, width, blocks)
     if frozen:
@@ -99,12 +100,12 @@ def test_coco_recipe(name):
     assert model_cfg.type == 'InternViTMaskRCNN' and model_cfg.rpn_head.type == 'FP32BoxRPNHead'
     assert model_cfg.roi_head.type == 'FP32BoxRoIHead'
     extractors = model_cfg.roi_head.bbox_roi_extractor, model_cfg.roi_head.mask_roi_extractor
-    assert all(e.type == 'FP32RoIExtractor' for e in extractors)
+    assert all(e.type == 'FP32RoIExtractor' and e.get('finest_scale', 56) == 56 for e in extractors)
     if neck == 'published':
         assert cfg.model.neck.type == 'FPN' and cfg.model.neck.in_channels == [width] * 4
     else:
         assert cfg.model.neck.type == 'SimpleFeaturePyramid' and cfg.model.neck.in_channels == width
-        assert cfg.model.neck.num_outs == 5
+        assert cfg.model.neck.num_outs == 5 and cfg.model.neck.get('norm', 'LN') == 'LN'
     assert cfg.model.neck.out_channels == 256
     assert cfg.model.roi_head.bbox_head.num_classes == 80 and cfg.model.roi_head.mask_head.num_classes == 80
     assert cfg.model.data_preprocessor.pad_size_divisor == 32
@@ -130,6 +131,16 @@ def test_coco_recipe(name):
     assert vit / 1e9 == pytest.approx(billions, abs=1e-3)
     assert all(not p.requires_grad for p in model.backbone.vit.parameters()) == frozen
     assert model.backbone.vit.cls_token is None
+
+
+def test_the_detection_demo_pools_at_mmdets_default_levels():
+    """The CPU demo keeps mmdet's RoI levels (finest_scale 56: its 20-50 px objects pool from stride 4),
+    its simple FPN and mmdet's FPN with BatchNorm (it trains from scratch), as built by the registry."""
+    cfg = Config.fromfile(str(REPO / 'configs' / 'demo' / 'mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py'))
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    assert model.roi_head.bbox_roi_extractor.finest_scale == model.roi_head.mask_roi_extractor.finest_scale == 56
+    assert isinstance(model.backbone.fpn.up4[1], torch.nn.BatchNorm2d)
 
 
 def test_ade20k_adapter_recipe():

@@ -197,6 +197,23 @@ def test_bad_backbone_arguments(registry):
         registry.build(dict(type='InternViT', arch='internvit-tiny-rms', backbone_dtype='int8'))
     with pytest.raises(ValueError, match=r'with_fpn=True needs 1 out index .* or 4'):
         registry.build(dict(type='InternViT', arch='internvit-tiny-rms', with_fpn=True, out_indices=[1, 2]))
+    with pytest.raises(ValueError, match=r"norm='GN'; expected one of \['LN', 'BN'\]"):
+        registry.build(dict(type='InternViT', arch='internvit-tiny-rms', with_fpn=True, fpn_norm='GN'))
+
+
+@pytest.mark.parametrize('norm', ['LN', 'BN'])
+def test_simple_fpn_norm_and_the_published_initialisation(norm):
+    """The simple FPN's norm between its two stride-4 transposed convolutions (LayerNorm2d in fp32 as
+    published, or BatchNorm2d), and the published models' init: normal weights of std
+    sqrt(2 / (kernel area x out channels)), zero biases."""
+    from internvl.models import SimpleFPN
+    from internvl.models.layers import LayerNorm2d
+    torch.manual_seed(0)
+    fpn = SimpleFPN(256, norm=norm)
+    assert isinstance(fpn.up4[1], LayerNorm2d if norm == 'LN' else torch.nn.BatchNorm2d)
+    for deconv in (fpn.up4[0], fpn.up4[3], fpn.up2):
+        assert deconv.weight.std().item() == pytest.approx((2 / (4 * 256)) ** 0.5, rel=0.02)
+        assert not deconv.bias.any()
 
 
 def test_with_fpn_from_one_block_gives_the_four_vitdet_scales(registry):

@@ -5,7 +5,8 @@ Contract: images [B, 3, H, W] of any size (padded to the patch inside the core m
 with, for each entry of ``out_indices``, the output of that block as a map [B, C, ceil(H/p), ceil(W/p)].
 ``with_fpn``: the simple FPN re-scales them to strides p/4, p/2, p, 2p (ViTDet) - from four taps one
 map each, or from ONE tap all four (the detection recipe: strides 4, 8, 16, 32 for patch 16); channels
-stay ``embed_dims``. ``pretrained`` (any format ``internvl.checkpoint`` reads) is loaded by
+stay ``embed_dims``; ``fpn_norm`` is its norm ('LN', as published, or 'BN': see
+``internvl.models.simple_fpn``). ``pretrained`` (any format ``internvl.checkpoint`` reads) is loaded by
 ``init_weights()``, which mmengine's runner calls.
 
 ``frozen``: the ViT stays in eval mode (re-applied by ``train()``), requires no gradient and so is
@@ -35,12 +36,12 @@ from .utils import cast_to_consumer
 
 class InternViTBackbone(BaseModule):
     """Args of ``internvl.models.InternViT`` (``window_size``, ``global_attn_indexes`` and
-    ``use_cls_token`` included) plus ``with_fpn``, ``frozen`` and ``backbone_dtype``; ``init_cfg`` is
-    not accepted beside ``pretrained``."""
+    ``use_cls_token`` included) plus ``with_fpn``, ``fpn_norm``, ``frozen`` and ``backbone_dtype``;
+    ``init_cfg`` is not accepted beside ``pretrained``."""
 
     def __init__(self, arch: Union[str, dict] = 'internvit-6b-224px', drop_path_rate: float = 0.0,
                  with_cp: bool = False, out_indices: Sequence[int] = (-1,), pretrained: Optional[str] = None,
-                 with_fpn: bool = False, frozen: bool = False, backbone_dtype: str = 'float32',
+                 with_fpn: bool = False, fpn_norm: str = 'LN', frozen: bool = False, backbone_dtype: str = 'float32',
                  window_size: int = 0, global_attn_indexes: Sequence[int] = (), use_cls_token: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         if pretrained and init_cfg:
@@ -54,7 +55,7 @@ class InternViTBackbone(BaseModule):
         self.vit = InternViT(arch, drop_path_rate=drop_path_rate, with_cp=with_cp, out_indices=list(out_indices),
                              pretrained=pretrained, window_size=window_size,
                              global_attn_indexes=global_attn_indexes, use_cls_token=use_cls_token)
-        self.fpn = SimpleFPN(self.vit.embed_dims) if with_fpn else None
+        self.fpn = SimpleFPN(self.vit.embed_dims, norm=fpn_norm) if with_fpn else None
         self.frozen = frozen
         self.backbone_dtype = DTYPES[backbone_dtype]
         if frozen:

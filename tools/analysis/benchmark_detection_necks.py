@@ -1,11 +1,12 @@
 """bbox mAP from scratch of each detection neck on the synthetic COCO-layout data, same schedule, side by
 side in one run: the tiny InternViT of the detection demo, 400 iterations (8 epochs of 200 images,
-batch 4), evaluated with mmdet's CocoMetric:
+batch 4), mmdet's default RoI levels (finest_scale 56: the demo's 20-50 px objects pool from stride 4),
+evaluated with mmdet's CocoMetric:
 
-- the published recipe's neck (the simple FPN in the backbone, ``with_fpn=True``, + mmdet's FPN) and
-  ViTDet's simple feature pyramid (``SimpleFeaturePyramid``, the ``-sfp`` recipes' neck), both with
-  mmdet's default RoI levels (finest_scale 56: the demo's 20-50 px objects pool from stride 4);
-- the published neck with the demo's finest_scale 14 (they pool from strides 8 and 16).
+- the published recipe's neck (the simple FPN in the backbone, ``with_fpn=True``, + mmdet's FPN) with
+  its LayerNorm (as published) and with BatchNorm (``fpn_norm='BN'``, the demo);
+- ViTDet's simple feature pyramid (``SimpleFeaturePyramid``, the ``-sfp`` recipes' neck), LN and BN;
+- mmseg's ``MultiLevelNeck`` (bilinear re-scaling of the last block, 1x1 and 3x3 convs, no norm).
 
     python tools/analysis/benchmark_detection_necks.py [--work-dir work_dirs/benchmark_necks]
         [--out docs/benchmark_detection_necks.txt]
@@ -22,11 +23,18 @@ DEMO = REPO / 'configs' / 'demo'
 PUBLISHED = DEMO / 'mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py'
 SFP = DEMO / 'mask-rcnn_internvit-tiny-sfp_1xb4-12e_synthetic-coco-128x128.py'
 EPOCHS = 8
-DEFAULT_LEVELS = [f'model.roi_head.{extractor}_roi_extractor.finest_scale=56' for extractor in ('bbox', 'mask')]
-NECKS = {  # name -> (config, options)
-    'published: simple FPN + mmdet FPN, finest_scale 56': (PUBLISHED, DEFAULT_LEVELS),
-    "ViTDet's SimpleFeaturePyramid, finest_scale 56": (SFP, DEFAULT_LEVELS),
-    'published: simple FPN + mmdet FPN, finest_scale 14 (the demo)': (PUBLISHED, []),
+# mmseg's MultiLevelNeck behind the demo's ViT: written beside the runs, a variant of the demo config
+MULTI_LEVEL_NECK = f"""_base_ = ['{PUBLISHED}']
+model = dict(backbone=dict(with_fpn=False),
+             neck=dict(_delete_=True, type='mmseg.MultiLevelNeck', in_channels=[96], out_channels=64,
+                       scales=[4, 2, 1, 0.5, 0.25]))
+"""
+NECKS = {  # name -> (config file or text, options)
+    'published: simple FPN (LayerNorm) + mmdet FPN': (PUBLISHED, ["model.backbone.fpn_norm='LN'"]),
+    'published structure, BatchNorm in the simple FPN (the demo)': (PUBLISHED, []),
+    "ViTDet's SimpleFeaturePyramid (LayerNorm)": (SFP, ["model.neck.norm='LN'"]),
+    "ViTDet's SimpleFeaturePyramid, BatchNorm": (SFP, []),
+    "mmseg's MultiLevelNeck (no norm)": (MULTI_LEVEL_NECK, []),
 }
 
 
@@ -55,6 +63,10 @@ def main() -> None:
     rows = []
     for name, (config, options) in NECKS.items():
         work = root / re.sub(r'\W+', '_', name).strip('_')
+        if isinstance(config, str):  # a config's text
+            work.mkdir(parents=True, exist_ok=True)
+            (work / 'neck.py').write_text(config)
+            config = work / 'neck.py'
         print(f'training: {name} ...', flush=True)
         run('tools/train.py', str(config), '--work-dir', str(work), '--cfg-options', *common, *options)
         out = run('tools/test.py', str(config), str(work / f'epoch_{EPOCHS}.pth'), '--work-dir', str(work / 'test'),
@@ -63,8 +75,9 @@ def main() -> None:
         segm = float(re.search(r'coco/segm_mAP: ([\d.]+)', out).group(1))
         rows.append(f'| {name} | {bbox:.3f} | {segm:.3f} |')
     table = '\n'.join([f'# {Path(__file__).name}: tiny InternViT Mask R-CNN from scratch, {EPOCHS} epochs x 50 '
-                       f'iterations (batch 4) on the synthetic COCO-layout data, this CPU '
-                       f'({os.cpu_count()} cores)', '| neck | bbox mAP | segm mAP |', '|---|---|---|', *rows])
+                       f'iterations (batch 4) on the synthetic COCO-layout data, mmdet\'s default RoI levels '
+                       f'(finest_scale 56), this CPU ({os.cpu_count()} cores)',
+                       '| neck | bbox mAP | segm mAP |', '|---|---|---|', *rows])
     print(table)
     Path(args.out).write_text(table + '\n')
 
