@@ -1,7 +1,9 @@
 """Tiny random InternVL folders in the published layouts, for tests, benchmarks and tool demos.
 
-Everything is built locally (no downloads): a byte-level BPE tokenizer trained on a few sentences
-with the chat models' special tokens, and model folders written the way their owners write them -
+Everything is built locally (no downloads): tokenizers trained on a few sentences with the chat
+models' special tokens, in the layout of each published folder (``tokenizer.json`` for the native and
+Qwen2 / Llama / Phi-3 folders; InternLM2's and InternVL-14B's sentencepiece ``tokenizer.model`` with
+their ``tokenizer_config.json``), and model folders written the way their owners write them -
 transformers' ``save_pretrained`` for the native layout, OpenGVLab's key names for the remote-code
 layout (``vision_model.embeddings.*``, ``vision_model.encoder.layers.*``, ``mlp1.*``,
 ``language_model.*``; InternLM2 with its packed ``wqkv``).
@@ -19,6 +21,10 @@ SPECIAL_TOKENS = ['<unk>', '<s>', '</s>', '<pad>', '<|im_start|>', '<|im_end|>',
 CORPUS = ['a photo of a red panda', 'a photo of a cat', 'two dogs on the grass', 'describe the image in detail',
           'what is in the picture', 'English caption: a bird on a branch', 'summarize: a photo of a car',
           'the quick brown fox jumps over the lazy dog'] * 4
+
+# InternLM2's sentencepiece model holds its chat tokens; InternVL adds its image tokens after the vocabulary
+IN_VOCAB_SPECIAL = ['<|im_start|>', '<|im_end|>']
+SENTENCEPIECE_CORPUS = CORPUS + ['你好，世界', '这是一只猫', 'line one\nline  two', '  leading spaces', 'emoji 🙂 here']
 
 TINY_VISION = dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=256,
                    image_size=56, patch_size=14)
@@ -41,6 +47,44 @@ def make_tokenizer(path: str | os.PathLike, add_eos_token: bool = False) -> Any:
                                         pad_token='<pad>')
     tokenizer.save_pretrained(path)
     return tokenizer
+
+
+def make_sentencepiece_tokenizer(path: str | os.PathLike, tokenizer_class: str = 'InternLM2Tokenizer',
+                                 add_eos_token: bool = False) -> Any:
+    """A sentencepiece ``tokenizer.model`` with ``tokenizer_config.json`` as the published InternLM2
+    (``tokenizer_class`` 'InternLM2Tokenizer', with its ``auto_map`` into remote code) and InternVL-14B
+    ('LlamaTokenizer') folders ship them, no ``tokenizer.json``; returns it as ``load_tokenizer`` reads it.
+
+    The model is byte-fallback BPE with unk / bos / eos ids 0 / 1 / 2, sentencepiece's dummy prefix,
+    and no whitespace normalisation (leading and double spaces and newlines are kept, as InternLM2's)."""
+    import io
+
+    import sentencepiece as spm
+    from .models.tokenizer import load_tokenizer
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(SENTENCEPIECE_CORPUS), model_writer=model, vocab_size=360, model_type='bpe',
+        byte_fallback=True, character_coverage=1.0, normalization_rule_name='identity',
+        remove_extra_whitespaces=False, user_defined_symbols=IN_VOCAB_SPECIAL, unk_id=0, bos_id=1, eos_id=2,
+        pad_id=-1, hard_vocab_limit=False, minloglevel=2)
+    (path / 'tokenizer.model').write_bytes(model.getvalue())
+    vocab = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    added = [t for t in SPECIAL_TOKENS if vocab.piece_to_id(t) == vocab.unk_id() and t != '<unk>']
+    ids = {t: vocab.piece_to_id(t) for t in ('<unk>', '<s>', '</s>', *IN_VOCAB_SPECIAL)}
+    ids.update({t: vocab.get_piece_size() + i for i, t in enumerate(added)})
+    config = dict(tokenizer_class=tokenizer_class, add_bos_token=True, add_eos_token=add_eos_token,
+                  bos_token='<s>', eos_token='</s>', unk_token='<unk>', clean_up_tokenization_spaces=False,
+                  added_tokens_decoder={str(i): dict(content=t, lstrip=False, rstrip=False, normalized=False,
+                                                     single_word=False, special=True) for t, i in ids.items()},
+                  additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in ('<unk>', '<s>', '</s>')])
+    if tokenizer_class == 'InternLM2Tokenizer':
+        config.update(pad_token='</s>', auto_map={'AutoTokenizer': ['tokenization_internlm2.InternLM2Tokenizer', None]})
+    else:
+        config.update(pad_token='<pad>', legacy=True)
+    (path / 'tokenizer_config.json').write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    return load_tokenizer(path)
 
 
 def _text_config(kind: str, vocab: int, hidden: int, layers: int) -> dict:
@@ -120,7 +164,7 @@ def make_opengvlab_chat_folder(path: str | os.PathLike, llm: str = 'internlm2', 
     from .models.internvl_chat import InternVLChatModel
     from .models.language_model import language_model_config
     path = Path(path)
-    tokenizer = make_tokenizer(path)
+    tokenizer = make_sentencepiece_tokenizer(path) if llm == 'internlm2' else make_tokenizer(path)
     base = 'llama' if llm == 'internlm2' else llm
     text = _text_config(base, len(tokenizer), hidden, layers)
     if llm == 'internlm2':
@@ -157,11 +201,11 @@ def config_vision_arch(vision: dict) -> dict:
 
 def make_clip_folder(path: str | os.PathLike, hidden: int = 64, layers: int = 2, num_query_token: int = 4,
                      clip_embed_dim: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
-    """An InternVL-14B-layout folder (InternVL-C/G) with a tokenizer that appends eos (as the seed's
-    ``add_eos_token=True``); returns our model's state dict."""
+    """An InternVL-14B-layout folder (InternVL-C/G) with its sentencepiece ``LlamaTokenizer`` that
+    appends eos (as the seed's ``add_eos_token=True``); returns our model's state dict."""
     from .models.internvl_clip import InternVLModel, qllama_config
     path = Path(path)
-    tokenizer = make_tokenizer(path, add_eos_token=True)
+    tokenizer = make_sentencepiece_tokenizer(path, 'LlamaTokenizer', add_eos_token=True)
     vision = dict(TINY_VISION, image_size=28, qkv_bias=False, qk_normalization=True, norm_type='rms_norm',
                   initializer_factor=0.1)
     qllama = dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 3,

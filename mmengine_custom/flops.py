@@ -59,6 +59,20 @@ def _data_samples(task: str, shape: tuple[int, int]) -> Optional[list]:
     return [sample]
 
 
+def config_shape(cfg: Config) -> tuple[int, int]:
+    """The input (H, W) a config trains on: its ``crop_size`` (segmentation), else the training
+    pipeline's resize scale (detection: mmdet writes it (W, H)), else 512 x 512."""
+    crop = cfg.get('crop_size') or cfg.model.get('data_preprocessor', {}).get('size')
+    if crop:
+        return tuple(crop)
+    pipeline = cfg.get('train_dataloader', {}).get('dataset', {}).get('pipeline', [])
+    for step in pipeline:
+        if step.get('type') in ('Resize', 'RandomResize') and isinstance(step.get('scale'), (tuple, list)):
+            width, height = step['scale']
+            return height, width
+    return 512, 512
+
+
 def count_config(cfg: Config, shape: tuple[int, int], module: Optional[str] = None, depth: int = 3) -> FlopReport:
     """FLOPs (fvcore's convention) and parameters of ``cfg.model`` on one ``shape`` image, or of its
     submodule ``module``; with a per-module table ``depth`` levels deep."""

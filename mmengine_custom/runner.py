@@ -3,6 +3,7 @@ line sets it, a clear check of the data folders and of a checkpoint before anyth
 runner."""
 import argparse
 import difflib
+import logging
 import os
 import os.path as osp
 import re
@@ -211,20 +212,41 @@ def apply_amp(cfg: Config, cuda: bool) -> str:
     return cfg.optim_wrapper.setdefault('dtype', dtype)
 
 
-def build_runner(cfg: Config) -> Runner:
+class _SetupSummaryFilter(logging.Filter):
+    """The runner's setup summary: environment, the whole config and the hook order."""
+    STARTS = ('\n' + '-' * 60 + '\nSystem environment:', 'Config:\n', 'Hooks will be executed in the following order')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.STARTS)
+
+
+class QuietSetupRunner(Runner):
+    """mmengine's Runner whose console leaves out the setup summary (about 700 lines for the tiny demo
+    model, before the first result); the log file in the work dir keeps all of it."""
+
+    def build_logger(self, *args, **kwargs):
+        logger = super().build_logger(*args, **kwargs)
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler:  # the console (FileHandler is a subclass)
+                handler.addFilter(_SetupSummaryFilter())
+        return logger
+
+
+def build_runner(cfg: Config, console_summary: bool = True) -> Runner:
     """mmengine's FlexibleRunner when the config sets a ``strategy`` (DeepSpeed, FSDP), else the Runner.
 
     ``StopOnNonFiniteLossHook`` (a NaN loss stops training, naming the iteration) and ``ResumeRNGHook``
     (a resumed run continues as an uninterrupted one) are always added. Under DeepSpeed,
     ``BroadcastBuffersHook`` is added: DeepSpeed, unlike DDP, never broadcasts the buffers (BatchNorm
-    statistics), so without it each rank validates with its own and the checkpoint holds rank 0's."""
+    statistics), so without it each rank validates with its own and the checkpoint holds rank 0's.
+    ``console_summary=False``: the plain Runner's setup summary goes to the log file only."""
     hooks = list(cfg.get('custom_hooks') or [])
     for hook in ('StopOnNonFiniteLossHook', 'ResumeRNGHook'):
         if not any(h.get('type') == hook for h in hooks):
             hooks.append(dict(type=hook))
     cfg.custom_hooks = hooks
     if not cfg.get('strategy'):
-        return Runner.from_cfg(cfg)
+        return (Runner if console_summary else QuietSetupRunner).from_cfg(cfg)
     from mmengine.runner import FlexibleRunner
     strategy_type = cfg.strategy['type']
     strategy_name = strategy_type if isinstance(strategy_type, str) else strategy_type.__name__

@@ -4,10 +4,9 @@ import math
 
 import pytest
 import torch
-from transformers import AutoTokenizer
 
 from internvl.checkpoint import CheckpointError
-from internvl.models import InternVLChatModel, pixel_shuffle
+from internvl.models import InternVLChatModel, load_tokenizer, pixel_shuffle
 from internvl.testing import make_clip_folder, make_native_chat_folder, make_opengvlab_chat_folder
 
 TILE = 56
@@ -23,7 +22,7 @@ def prompt_ids(tokenizer, tiles: int, tokens_per_tile: int = 4, text: str = 'wha
 def native(request, tmp_path_factory):
     path = tmp_path_factory.mktemp(f'native-{request.param}')
     reference = make_native_chat_folder(path, llm=request.param)
-    return path, reference, AutoTokenizer.from_pretrained(path)
+    return path, reference, load_tokenizer(path)
 
 
 def test_logits_and_greedy_tokens_match_transformers(native):
@@ -63,7 +62,7 @@ def test_select_layer_indexes_hidden_states_from_the_embedding(tmp_path):
     reference.save_pretrained(tmp_path)
     model = InternVLChatModel.from_pretrained(tmp_path)
     assert model.select_layer == -2 and model.num_vit_blocks == 2  # of 3 blocks: the output of block 2
-    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    tokenizer = load_tokenizer(tmp_path)
     pixel_values = torch.randn(2, 3, TILE, TILE)
     inputs = prompt_ids(tokenizer, tiles=2)
     with torch.no_grad():
@@ -152,7 +151,7 @@ def test_internlm2_conversion_equals_its_reference_attention(tmp_path, length):
 def internlm2_chat(tmp_path_factory):
     path = tmp_path_factory.mktemp('internlm2-chat')
     make_opengvlab_chat_folder(path, llm='internlm2')
-    return InternVLChatModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    return InternVLChatModel.from_pretrained(path), load_tokenizer(path)
 
 
 def recorded_generate(model, monkeypatch):

@@ -7,10 +7,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import AutoTokenizer
 
 from internvl.checkpoint import CheckpointError
-from internvl.models import InternVLModel, caption_prompt, tokenize_texts
+from internvl.models import InternVLModel, caption_prompt, load_tokenizer, tokenize_texts
 from internvl.testing import make_clip_folder, make_native_chat_folder
 
 NQ, HEADS = 4, 4
@@ -20,7 +19,7 @@ NQ, HEADS = 4, 4
 def clip(tmp_path_factory):
     path = tmp_path_factory.mktemp('clip')
     expected = make_clip_folder(path, num_query_token=NQ)
-    return InternVLModel.from_pretrained(path), AutoTokenizer.from_pretrained(path), expected, path
+    return InternVLModel.from_pretrained(path), load_tokenizer(path), expected, path
 
 
 def rms(x, weight, eps=1e-6):

@@ -106,3 +106,16 @@ def test_tool_names_an_unknown_module():
                     '--module', 'head')
     assert out.returncode == 1
     assert "--module 'head': the model has no such submodule" in out.stderr and 'decode_head' in out.stderr
+
+
+def test_the_shape_defaults_to_what_the_config_trains_on():
+    """The 504 recipes count at 504 (not 512), the COCO ones at their 1333 x 800 resize."""
+    import mmengine_custom  # noqa: F401
+    from mmengine_custom.flops import config_shape
+    from mmengine_custom.runner import load_config
+    assert config_shape(load_config('configs/internvit/linear_internvit-6b-224px_8xb2-80k_ade20k-504x504.py')) == \
+        (504, 504)
+    assert config_shape(load_config('configs/internvit_det/mask-rcnn_internvit-6b-224px_8xb2-1x_coco.py')) == \
+        (800, 1333)
+    out = get_flops('configs/demo/upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py', '--module', 'backbone')
+    assert out.returncode == 0 and 'Input: 1 x 3 x 112 x 112' in out.stdout, out.stderr[-2000:]

@@ -11,6 +11,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'configs' / 'demo' / 'upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py'
+DET_CONFIG = REPO / 'configs' / 'demo' / 'mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py'
 
 
 def tool(*args: str) -> subprocess.CompletedProcess:
@@ -84,3 +85,98 @@ def test_launchers_use_the_project_venv(tmp_path):
     assert subprocess.run(['bash', '-c', script], capture_output=True, text=True).stdout.strip() == 'python'
     script = f'ROOT={fake}; PYTHON=/usr/bin/python3; source {REPO}/tools/python_env.sh; echo "$PYTHON"'
     assert subprocess.run(['bash', '-c', script], capture_output=True, text=True).stdout.strip() == '/usr/bin/python3'
+
+
+@pytest.fixture(scope='module')
+def run_checkpoint(tmp_path_factory):
+    """A checkpoint as mmengine's Runner saves one of our runs: the detection demo's model (no cls
+    token), the run's config text in meta['cfg'], the message hub's HistoryBuffers pickled beside."""
+    from mmengine.config import Config
+    from mmengine.logging import MessageHub
+    from mmengine.registry import DefaultScope
+    import mmdet_custom  # noqa: F401
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(str(DET_CONFIG))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    hub = MessageHub.get_instance('run_checkpoint')
+    hub.update_scalar('train/loss', 1.0)
+    path = tmp_path_factory.mktemp('run') / 'epoch_12.pth'
+    torch.save({'meta': {'cfg': cfg.pretty_text, 'epoch': 12}, 'state_dict': model.state_dict(),
+                'message_hub': hub.state_dict()}, path)
+    return path, model, cfg.model.backbone.arch.to_dict()
+
+
+def test_a_runs_checkpoint_feeds_convert_and_extract_features(run_checkpoint, tmp_path):
+    """convert_checkpoint reads the arch from the config the run saved (no --arch), extract_features reads
+    the pickled .pth through the same allowlist tools/test.py uses; the converted vision tower equals the
+    detector's, and the outputs are readable by the group as a plain open makes them."""
+    from internvl import InternViT
+    from internvl.checkpoint import read_checkpoint_arch
+    path, model, arch = run_checkpoint
+    out = tmp_path / 'vit.safetensors'
+    old_mask = os.umask(0o022)
+    try:
+        result = tool('tools/convert_checkpoint.py', str(path), str(out))
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert 'arch and window_size, global_attn_indexes, use_cls_token from the config of the run' in result.stderr
+        assert out.stat().st_mode & 0o777 == 0o644
+        assert read_checkpoint_arch(out) == InternViT(arch, use_cls_token=False).arch
+        vit = InternViT.from_pretrained(out).eval()
+        assert vit.cls_token is None
+        images = torch.randn(1, 3, 128, 128)
+        with torch.no_grad():
+            torch.testing.assert_close(vit(images)[-1], model.backbone.vit.eval()(images)[-1])
+
+        images_dir = tmp_path / 'images'
+        images_dir.mkdir()
+        from PIL import Image
+        Image.new('RGB', (64, 48), (10, 200, 30)).save(images_dir / 'a.png')
+        features = tmp_path / 'features.npy'
+        result = tool('tools/extract_features.py', str(path), str(images_dir), str(features))
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert features.stat().st_mode & 0o777 == (tmp_path / 'features.npy.names.txt').stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old_mask)
+
+
+def test_convert_takes_an_arch_dict_or_a_config(run_checkpoint, tmp_path):
+    import json
+    path, _, arch = run_checkpoint
+    for value in (json.dumps(arch), str(DET_CONFIG)):
+        result = tool('tools/convert_checkpoint.py', str(path), str(tmp_path / 'a.safetensors'), '--arch', value)
+        assert result.returncode == 0, result.stderr[-2000:]
+    result = tool('tools/convert_checkpoint.py', str(path), str(tmp_path / 'a.safetensors'), '--arch', 'vit-huge')
+    assert result.returncode == 2 and "'vit-huge' is neither a preset" in result.stderr
+
+
+def test_known_harmless_notices_are_silenced_and_real_warnings_still_show():
+    """--help and an import of the OpenMMLab layer print nothing of DeepSpeed's CPU notice, mmengine's
+    pkg_resources deprecations or registry-scope workaround (internvl/utils/quiet.py); another warning
+    from the same libraries' categories still prints."""
+    result = tool('tools/train.py', '--help')
+    assert result.returncode == 0 and result.stderr == '', result.stderr[-2000:]
+    code = ('import warnings, mmengine_custom, mmdet_custom\n'
+            'from mmengine.registry import FUNCTIONS\n'
+            'with FUNCTIONS.switch_scope_and_registry("mmdet") as functions:\n'  # the lookup dataloaders make
+            '    functions.get("pseudo_collate")\n'
+            'warnings.warn("a real warning")\n')
+    result = tool('-c', code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'a real warning' in result.stderr
+    for noise in ('pkg_resources', 'Setting accelerator to CPU', 'Failed to search registry'):
+        assert noise not in result.stderr + result.stdout
+
+
+def test_a_wrong_image_or_a_forgotten_process_count_is_one_line(setup, tmp_path):
+    bad = tmp_path / 'not_an_image.png'
+    bad.write_text('x')
+    _, good, _, _ = setup
+    result = tool('tools/infer.py', str(bad), str(CONFIG), str(good), '--out', str(tmp_path / 'o.png'))
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        f"error: {bad} is not an image PIL can read (cannot identify image file '{bad}')"]
+    result = subprocess.run(['bash', 'tools/dist_train.sh', str(CONFIG), '--cpu'], capture_output=True, text=True,
+                            cwd=REPO)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: dist_train.sh: GPUS must be the number of processes per node (a positive integer), got '--cpu'; "
+        "usage: tools/dist_train.sh CONFIG GPUS [train.py args...]"]

@@ -68,6 +68,33 @@ def test_a_file_that_is_not_an_image_is_named(tmp_path):
         load_image(path)
 
 
+def test_16_bit_images_are_read_as_mmcv_reads_them(tmp_path):
+    """A 16-bit PNG keeps its high byte, as OpenCV's (mmcv's) imread gives the mmseg / mmdet tools, grey
+    and RGB alike: two different 16-bit images stay different (PIL's convert would clip both to white)."""
+    import mmcv
+    from internvl.data import open_image
+    rng = np.random.default_rng(0)
+    paths = []
+    for name, shape in (('grey_a', (40, 56)), ('grey_b', (40, 56)), ('rgb', (40, 56, 3))):
+        pixels = rng.integers(256, 65536, size=shape, dtype=np.uint16)
+        paths.append(tmp_path / f'{name}.png')
+        assert mmcv.imwrite(pixels, str(paths[-1]))
+    for path in paths:
+        image = np.asarray(open_image(path))
+        assert image.dtype == np.uint8 and image.shape == (40, 56, 3)
+        np.testing.assert_array_equal(image, mmcv.imread(str(path), channel_order='rgb'))
+    assert not torch.equal(load_image(paths[0], input_size=28, max_num=1), load_image(paths[1], input_size=28, max_num=1))
+
+
+def test_float_images_and_folders_are_refused_by_name(tmp_path):
+    from internvl.data import open_image
+    Image.fromarray(np.ones((8, 8), dtype=np.float32)).save(tmp_path / 'depth.tif')
+    with pytest.raises(ValueError, match=r'depth.tif: a floating-point image \(PIL mode F\); expected 8 or 16 bits'):
+        open_image(tmp_path / 'depth.tif')
+    with pytest.raises(ValueError, match=f'{tmp_path} is a folder; expected an image file'):
+        open_image(tmp_path)
+
+
 def test_internlm2_chat_prompt_with_history():
     conv = get_conv_template('internlm2-chat')
     conv.system_message = 'S'

@@ -118,3 +118,97 @@ def test_bad_inputs_give_one_line_errors(data, name, args, message):
     out = tool(name, *[a.format(**paths) for a in args])
     assert out.returncode == 1
     assert message in out.stderr and 'Traceback' not in out.stderr
+
+
+@pytest.fixture(scope='module')
+def broken(data, tmp_path_factory):
+    """Copies of the chat and C/G folders whose weights cannot be read: a mistake reported from one of
+    them was found before the weights were loaded."""
+    import shutil
+    root = tmp_path_factory.mktemp('broken')
+    for name in ('chat-internlm2', 'clip'):
+        shutil.copytree(data / name, root / name)
+        (root / name / 'model.safetensors').write_bytes(b'not weights')
+    shutil.copytree(data / 'chat-internlm2', root / 'no-tokenizer')
+    for tokenizer_file in ('tokenizer.model', 'tokenizer_config.json'):
+        (root / 'no-tokenizer' / tokenizer_file).unlink()
+    shutil.copytree(data / 'chat-internlm2', root / 'no-config')
+    (root / 'no-config' / 'config.json').unlink()
+    (root / 'bad-images').mkdir()
+    shutil.copy(data / 'images' / 'im0.png', root / 'bad-images' / 'good.png')
+    (root / 'bad-images' / 'bad.png').write_text('not an image')
+    (root / 'model.json').write_text('{}')
+    return root
+
+
+@pytest.mark.parametrize('name, args, message', [
+    ('chat.py', ['{broken}/chat-internlm2', '--image', '{root}/missing.jpg'], 'image file not found: '),
+    ('chat.py', ['{broken}/chat-internlm2', '--image', '{images}/im0.png', '--max-num', '0'],
+     '--max-num must be >= 1, got 0'),
+    ('chat.py', ['{broken}/chat-internlm2', '--image', '{images}'], 'images is a folder; expected an image file'),
+    ('chat.py', ['{broken}/chat-internlm2', '--template', 'nope'], "unknown conversation template 'nope'"),
+    ('chat.py', ['{broken}/no-tokenizer'], 'no-tokenizer: no tokenizer (expected tokenizer.json'),
+    ('chat.py', ['{broken}/no-config'], 'no-config: no config.json; expected an InternVL-Chat model folder'),
+    ('chat.py', ['{broken}/model.json'], 'model.json is a file; expected the InternVL-Chat model folder'),
+    ('zero_shot.py', ['{broken}/clip', '{images}', '--classes', '{classes}', '--topk', '0'],
+     '--topk must be >= 1, got 0'),
+    ('zero_shot.py', ['{broken}/clip', '{broken}/bad-images', '--classes', '{classes}'], 'bad.png is not an image'),
+    ('extract_features.py', ['{broken}/bad-images/bad.png', '{images}', '{root}/f.npy'],
+     'bad.png: not a checkpoint (expected a torch.save file, a .safetensors file or a model folder)'),
+])
+def test_mistakes_are_one_line_before_the_weights_load(data, broken, name, args, message):
+    paths = dict(broken=broken, root=data, images=data / 'images', classes=data / 'classes.txt')
+    out = tool(name, *[a.format(**paths) for a in args], '--question' if name == 'chat.py' else '--batch-size',
+               'hi' if name == 'chat.py' else '2')
+    assert out.returncode == 1, out.stdout[-2000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1 and message in errors[0], out.stderr[-2000:]
+    assert 'Traceback' not in out.stderr and 'not a readable safetensors' not in out.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the mistake is asking for a GPU on a machine without one')
+def test_a_gpu_asked_for_where_there_is_none_is_one_line(data):
+    out = tool('chat.py', data / 'chat', '--device', 'cuda', '--question', 'hi')
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == \
+        'error: --device cuda: no CUDA GPU is visible to torch here; use --device cpu'
+    assert 'Traceback' not in out.stderr
+
+
+def test_zero_shot_table_csv_and_any_case_mode(data, tmp_path):
+    out = tool('zero_shot.py', data / 'clip', data / 'images', '--classes', data / 'classes.txt', '--topk', '2',
+               '--mode', 'internvl-g', '--out', tmp_path / 'p.csv')
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith(('image', 'im'))]
+    assert len(lines) == 5 and len({line.index('top-2') for line in lines[:1]}) == 1
+    assert len({line.index(')') for line in lines[1:]}) == 1  # the first column is aligned
+    rows = (tmp_path / 'p.csv').read_text().splitlines()
+    assert rows[0] == 'image,top1_class,top1_prob,top2_class,top2_prob' and len(rows) == 5
+    assert all(float(row.split(',')[2]) >= float(row.split(',')[4]) for row in rows[1:])
+
+
+def test_the_conversation_loop():
+    """Rounds until an empty line; Ctrl-C while answering stops that answer only, Ctrl-C at the prompt
+    asks again, Ctrl-D ends."""
+    from internvl.apis.chat import converse
+    asked = iter(['one', 'two', 'three', KeyboardInterrupt, 'four', EOFError])
+    answered, said = [], []
+
+    def ask():
+        item = next(asked)
+        if isinstance(item, type) and issubclass(item, BaseException):
+            raise item
+        return item
+
+    def answer(question, history):
+        if question == 'two':
+            raise KeyboardInterrupt
+        answered.append((question, list(history or [])))
+        return 'ok', (history or []) + [(question, 'ok')]
+
+    converse(answer, ask, said.append)
+    assert [q for q, _ in answered] == ['one', 'three', 'four']
+    assert answered[1][1] == [('one', 'ok')]  # the stopped round is not in the history
+    assert '\n(answer stopped)' in said
+    answered.clear()
+    converse(answer, lambda: pytest.fail('asked'), said.append, question='once')
+    assert [q for q, _ in answered] == ['once']

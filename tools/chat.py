@@ -2,21 +2,20 @@
 
     python tools/chat.py MODEL --image A.jpg [--image B.jpg] [--question "Describe the image."]
 
-With --question: one answer, printed. Without: an interactive multi-round conversation (an empty line
-or Ctrl-D ends it). Each image is tiled by the dynamic preprocessing (--max-num tiles + thumbnail);
-the tile layout is printed first. Several images are numbered Image-1, Image-2 in the first question.
+With --question: one answer, printed as it is generated. Without: an interactive multi-round
+conversation with line editing and history; an empty line or Ctrl-D ends it, Ctrl-C stops an answer.
+Each image is tiled by the dynamic preprocessing (--max-num tiles + thumbnail); the tile layout is
+printed first. Several images are numbered Image-1, Image-2 in the first question. Every argument and
+file is checked before the weights load.
 """
 import argparse
 import sys
 
-from internvl.apis import DTYPES, USER_ERRORS, add_runtime_arguments, load_chat_model, prepare_images, start_tool
+from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, check_at_least, check_device, check_images,
+                           check_model_folder, load_chat_model, prepare_images, start_tool)
+from internvl.apis.chat import converse, first_question
 from internvl.checkpoint import CheckpointError
-
-
-def first_question(question: str, num_images: int) -> str:
-    if num_images < 2 or '<image>' in question:
-        return question
-    return ''.join(f'Image-{i + 1}: <image>\n' for i in range(num_images)) + question
+from internvl.models import TEMPLATES, get_conv_template
 
 
 def main() -> int:
@@ -26,37 +25,45 @@ def main() -> int:
     parser.add_argument('--question', help='ask this once and exit (default: interactive)')
     parser.add_argument('--max-num', type=int, default=6, help='most tiles per image (default 6)')
     parser.add_argument('--max-new-tokens', type=int, default=512)
-    parser.add_argument('--template', help="conversation template (default: the model's)")
+    parser.add_argument('--template', help=f"conversation template (default: the model's; one of {sorted(TEMPLATES)})")
     add_runtime_arguments(parser, batch_size=False)
     args = parser.parse_args()
     start_tool()
     try:
+        check_model_folder(args.model, 'InternVL-Chat')
+        check_device(args.device)
+        check_at_least('--max-num', args.max_num)
+        check_at_least('--max-new-tokens', args.max_new_tokens)
+        check_images(args.image)
+        if args.template is not None:
+            get_conv_template(args.template)  # an unknown name lists the known ones
         model, tokenizer = load_chat_model(args.model, DTYPES[args.dtype], args.device, args.template)
         pixel_values, counts, layouts = prepare_images(args.image, model.image_size, args.max_num,
                                                        DTYPES[args.dtype], args.device)
-        for line in layouts:
-            print(line)
-        config = dict(max_new_tokens=args.max_new_tokens, do_sample=False, num_beams=1)
-        history, question = None, args.question
-        while True:
-            if question is None:
-                try:
-                    question = input('you> ').strip()
-                except EOFError:
-                    question = ''
-                if not question:
-                    return 0
-            if history is None:
-                question = first_question(question, len(counts))
-            answer, history = model.chat(tokenizer, pixel_values, question, config, history=history,
-                                         return_history=True, num_patches_list=counts or None)
-            print(f'assistant> {answer}', flush=True)
-            if args.question is not None:
-                return 0
-            question = None
     except (CheckpointError, *USER_ERRORS) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
+    for line in layouts:
+        print(line)
+    if args.question is None:
+        import readline  # noqa: F401  (line editing and history for input())
+    from transformers import TextStreamer
+    config = dict(max_new_tokens=args.max_new_tokens, do_sample=False, num_beams=1,
+                  streamer=TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True))
+
+    def answer(question: str, history):
+        print('assistant> ', end='', flush=True)
+        if history is None:
+            question = first_question(question, len(counts))
+        return model.chat(tokenizer, pixel_values, question, config, history=history, return_history=True,
+                          num_patches_list=counts or None)
+
+    try:
+        converse(answer, lambda: input('you> '), print, args.question)
+    except (CheckpointError, *USER_ERRORS) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':

@@ -11,11 +11,17 @@ Pickled files are read with weights_only=True and an allowlist of inert classes;
 anything else is refused, naming the class. --trust-pickled-code unpickles it fully (it can run code:
 only for files whose source you trust); the safetensors written needs no such trust afterwards.
 
-    python tools/convert_checkpoint.py SRC DST [--arch internvit-6b-448px] [--trust-pickled-code]
+    python tools/convert_checkpoint.py SRC DST [--arch PRESET|JSON|CONFIG.py] [--trust-pickled-code]
+
+The architecture comes from SRC when it states one (our metadata, a config.json beside it, or, for a
+checkpoint of one of our runs, the run's config that mmengine saves in it); --arch gives it otherwise:
+a preset name, an arch dict as JSON, or a config file (its model.backbone.arch).
 """
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
 
 import mmengine_custom  # noqa: F401  (the allowlist of mmengine's and DeepSpeed's checkpoint classes)
 from internvl.checkpoint import CheckpointError, convert_checkpoint
@@ -23,12 +29,31 @@ from internvl.models import ARCH_PRESETS
 from mmengine_custom.deepspeed import convert_deepspeed_checkpoint, is_deepspeed_checkpoint
 
 
+def arch_argument(value: str):
+    """--arch: a preset name, an arch dict as JSON, or a config file whose model.backbone.arch is used."""
+    if value in ARCH_PRESETS:
+        return value
+    if value.lstrip().startswith('{'):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as e:
+            raise argparse.ArgumentTypeError(f'not a valid JSON arch dict ({e})') from None
+    if value.endswith('.py') and Path(value).is_file():
+        from mmengine.config import Config
+        arch = Config.fromfile(value).get('model', {}).get('backbone', {}).get('arch')
+        if arch is None:
+            raise argparse.ArgumentTypeError(f'{value} has no model.backbone.arch')
+        return arch.to_dict() if hasattr(arch, 'to_dict') else arch
+    raise argparse.ArgumentTypeError(f'{value!r} is neither a preset ({", ".join(sorted(ARCH_PRESETS))}), '
+                                     f'a JSON arch dict nor a config file')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='checkpoint file or directory, any supported format')
     parser.add_argument('dst', help='output file (.safetensors; .pth or .safetensors for a DeepSpeed release)')
-    parser.add_argument('--arch', choices=sorted(ARCH_PRESETS),
-                        help='architecture preset (default: from config.json / metadata, else inferred)')
+    parser.add_argument('--arch', type=arch_argument,
+                        help='preset name, JSON arch dict or config file (default: what SRC states, else inferred)')
     parser.add_argument('--trust-pickled-code', action='store_true',
                         help='unpickle SRC fully, with weights_only=False (only for a file you trust)')
     args = parser.parse_args()

@@ -3,6 +3,10 @@
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
+if ! [[ "$GPUS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: dist_test.sh: GPUS must be the number of processes per node (a positive integer), got '$GPUS'; usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]" >&2
+    exit 2
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}

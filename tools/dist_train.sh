@@ -5,6 +5,10 @@
 # Python: $PYTHON, else the project's .venv, else python (tools/python_env.sh).
 CONFIG=$1
 GPUS=$2
+if ! [[ "$GPUS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: dist_train.sh: GPUS must be the number of processes per node (a positive integer), got '$GPUS'; usage: tools/dist_train.sh CONFIG GPUS [train.py args...]" >&2
+    exit 2
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}

@@ -8,6 +8,7 @@ import os
 import sys
 
 import mmengine_custom  # noqa: F401  (compatibility workarounds)
+from internvl.apis import check_device, check_images
 from internvl.checkpoint import CheckpointError
 from mmengine.config import DictAction
 from mmengine_custom.runner import checkpoint_exists, config_task, load_config, verify_checkpoint
@@ -28,20 +29,18 @@ def main() -> int:
     parser.add_argument('--non-strict', action='store_true',
                         help='load the checkpoint as mmengine does: missing / unexpected weights only warned about')
     args = parser.parse_args()
-    for path in (args.image, args.config):
-        if not os.path.isfile(path):
-            print(f'error: not found: {path}', file=sys.stderr)
-            return 1
     if not checkpoint_exists(args.checkpoint):
         print(f'error: checkpoint not found: {args.checkpoint} (a file, or a DeepSpeed checkpoint directory)',
               file=sys.stderr)
         return 1
     try:
+        check_images([args.image])
+        check_device(args.device)
         cfg = load_config(args.config, cfg_options=args.cfg_options)
         task = config_task(cfg)
         if not args.non_strict:
             verify_checkpoint(cfg, args.checkpoint)
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     if task == 'mmdet':

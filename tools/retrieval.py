@@ -10,8 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, encode_images, encode_texts, load_clip_model,
-                           retrieval_recall, start_tool)
+from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, check_at_least, check_device, check_images,
+                           check_model_folder, encode_images, encode_texts, load_clip_model, retrieval_recall,
+                           start_tool)
+from internvl.apis.common import case_insensitive
 from internvl.checkpoint import CheckpointError
 from internvl.models.internvl_clip import MODES
 
@@ -49,12 +51,16 @@ def main() -> int:
     parser.add_argument('model', help='InternVL-14B folder (InternVL-C/G)')
     parser.add_argument('images', help='folder of the images the captions name')
     parser.add_argument('captions', help='jsonl file of {"image": ..., "caption": ...}')
-    parser.add_argument('--mode', choices=MODES, default='InternVL-C')
+    parser.add_argument('--mode', type=case_insensitive(MODES), default='InternVL-C', help=' or '.join(MODES))
     add_runtime_arguments(parser)
     args = parser.parse_args()
     start_tool()
     try:
+        check_model_folder(args.model, 'InternVL-C/G')
+        check_device(args.device)
+        check_at_least('--batch-size', args.batch_size)
         images, captions, owner = read_captions(args.captions, args.images)
+        check_images(images)
         model, tokenizer = load_clip_model(args.model, DTYPES[args.dtype], args.device)
         image_features = encode_images(model, images, args.mode, args.batch_size)
         text_features = encode_texts(model, tokenizer, captions).to(image_features.device)

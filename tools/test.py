@@ -70,11 +70,12 @@ def main() -> int:
     if args.out:
         save_predictions(cfg, task, args.out)
     try:
-        metrics = build_runner(cfg).test()
+        metrics = build_runner(cfg, console_summary=False).test()
     except CheckpointError as e:  # --non-strict, or a backbone's own pretrained file
         print(f'error: {e}', file=sys.stderr)
         return 1
-    print('metrics: ' + ', '.join(f'{k}: {v}' for k, v in metrics.items()))
+    # six significant digits: mmseg's percentages come back as float32 (92.41 prints as 92.41000366210938)
+    print('metrics: ' + ', '.join(f'{k}: {v:.6g}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))
     return 0
 
 

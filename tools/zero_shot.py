@@ -1,17 +1,25 @@
 """Zero-shot image classification with InternVL-C or InternVL-G (an InternVL-14B folder).
 
     python tools/zero_shot.py MODEL IMAGES_DIR --classes classes.txt [--templates templates.txt]
-        [--mode InternVL-G] [--topk 5] [--labels labels.txt]
+        [--mode InternVL-G] [--topk 5] [--labels labels.txt] [--out predictions.csv]
 
 classes.txt: one class name per line. templates.txt: one prompt per line with {} for the class name
 (default 'a photo of a {}.'); class features are the normalised mean over the templates. labels.txt:
-lines 'FILE_NAME<TAB>CLASS_NAME'; with it, top-1 and top-k accuracy are printed.
+lines 'FILE_NAME<TAB>CLASS_NAME'; with it, top-1 and top-k accuracy are printed. --out: the top-k
+classes and probabilities of every image as CSV. Every image is read before the weights load; an
+unreadable one is named.
 """
 import argparse
+import csv
+import io
 import sys
+from pathlib import Path
 
-from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, class_embeddings, encode_images, list_images,
-                           load_clip_model, read_lines, start_tool, zero_shot_predict)
+from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, check_at_least, check_device, check_images,
+                           check_model_folder, class_embeddings, encode_images, list_images, load_clip_model,
+                           read_lines, start_tool, zero_shot_predict)
+from internvl.apis.common import case_insensitive
+from internvl.checkpoint import write_atomic
 from internvl.apis.zero_shot import DEFAULT_TEMPLATES
 from internvl.checkpoint import CheckpointError
 from internvl.models.internvl_clip import MODES
@@ -28,6 +36,25 @@ def read_labels(path: str, classes: list[str]) -> dict[str, int]:
     return labels
 
 
+def print_table(rows: list[tuple[str, list[tuple[str, float]]]]) -> None:
+    """One line per image, its top-k classes with probabilities, in aligned columns."""
+    cells = [[name] + [f'{c} ({p:.3f})' for c, p in top] for name, top in rows]
+    header = ['image'] + [f'top-{i + 1}' for i in range(len(rows[0][1]))]
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
+    for row in [header, *cells]:
+        print('  '.join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def predictions_csv(rows: list[tuple[str, list[tuple[str, float]]]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    k = len(rows[0][1])
+    writer.writerow(['image'] + [f'top{i + 1}_{col}' for i in range(k) for col in ('class', 'prob')])
+    for name, top in rows:
+        writer.writerow([name] + [v for c, p in top for v in (c, f'{p:.6f}')])
+    return out.getvalue()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('model', help='InternVL-14B folder (InternVL-C/G)')
@@ -35,15 +62,21 @@ def main() -> int:
     parser.add_argument('--classes', required=True, help='text file, one class name per line')
     parser.add_argument('--templates', help='text file, one prompt per line with {} (default: a photo of a {}.)')
     parser.add_argument('--labels', help='text file of FILE_NAME<TAB>CLASS_NAME lines, to report accuracy')
-    parser.add_argument('--mode', choices=MODES, default='InternVL-C')
+    parser.add_argument('--mode', type=case_insensitive(MODES), default='InternVL-C', help=' or '.join(MODES))
     parser.add_argument('--topk', type=int, default=5)
+    parser.add_argument('--out', help='write the top-k predictions of every image to this CSV file')
     add_runtime_arguments(parser)
     args = parser.parse_args()
     start_tool()
     try:
+        check_model_folder(args.model, 'InternVL-C/G')
+        check_device(args.device)
+        check_at_least('--topk', args.topk)
+        check_at_least('--batch-size', args.batch_size)
         classes = read_lines(args.classes, 'class names')
         templates = read_lines(args.templates, 'templates') if args.templates else list(DEFAULT_TEMPLATES)
         images = list_images(args.images)
+        check_images(images)
         labels = read_labels(args.labels, classes) if args.labels else None
         model, tokenizer = load_clip_model(args.model, DTYPES[args.dtype], args.device)
         image_features = encode_images(model, images, args.mode, args.batch_size)
@@ -52,9 +85,12 @@ def main() -> int:
     except (CheckpointError, *USER_ERRORS) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
-    print(f'{"image":<32} ' + '  '.join(f'top-{i + 1}' for i in range(top.shape[1])))
-    for path, row, p in zip(images, top.tolist(), probs):
-        print(f'{path.name:<32} ' + '  '.join(f'{classes[c]} ({p[c]:.3f})' for c in row))
+    rows = [(path.name, [(classes[c], p[c].item()) for c in row]) for path, row, p in zip(images, top.tolist(), probs)]
+    print_table(rows)
+    if args.out:
+        text = predictions_csv(rows)
+        write_atomic(args.out, lambda tmp: Path(tmp).write_text(text, newline=''))
+        print(f'wrote {args.out}')
     if labels is not None:
         known = [(i, labels[p.name]) for i, p in enumerate(images) if p.name in labels]
         if not known:

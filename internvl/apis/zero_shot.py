@@ -9,15 +9,16 @@ from tqdm import tqdm
 
 from ..data import build_transform, open_image
 from ..models.internvl_clip import InternVLModel, tokenize_texts
+from ..models.tokenizer import load_tokenizer
 
 DEFAULT_TEMPLATES = ('a photo of a {}.',)
 
 
 def load_clip_model(path: str | os.PathLike, dtype: Optional[torch.dtype] = None, device: str = 'cpu'
                     ) -> tuple[InternVLModel, Any]:
-    from transformers import AutoTokenizer
-    model = InternVLModel.from_pretrained(path, torch_dtype=dtype).to(device)
-    return model, AutoTokenizer.from_pretrained(path)
+    """(model on ``device``, the folder's tokenizer); the tokenizer, being cheap, first."""
+    tokenizer = load_tokenizer(path)
+    return InternVLModel.from_pretrained(path, torch_dtype=dtype).to(device), tokenizer
 
 
 def read_lines(path: str | os.PathLike, what: str) -> list[str]:
@@ -48,7 +49,8 @@ def encode_images(model: InternVLModel, paths: Sequence[Path], mode: str = 'Inte
 def encode_texts(model: InternVLModel, tokenizer: Any, texts: Sequence[str], batch_size: int = 32) -> torch.Tensor:
     """Texts -> L2-normalised text features [N, D] (``tokenize_texts``: prefix 'summarize:', 80 tokens)."""
     features = []
-    for start in range(0, len(texts), batch_size):
+    batches = range(0, len(texts), batch_size)
+    for start in tqdm(batches, desc='encoding texts', unit='batch', disable=len(batches) < 2):
         ids = tokenize_texts(tokenizer, list(texts[start:start + batch_size])).to(model.logit_scale.device)
         features.append(F.normalize(model.encode_text(ids).float(), dim=-1))
     return torch.cat(features)

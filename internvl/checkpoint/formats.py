@@ -16,6 +16,8 @@ or ``vision_tower.`` (transformers' InternVLForConditionalGeneration), ``backbon
 (an mmengine segmentor or detector checkpoint). Keys outside the vision tower (language model,
 projectors, heads) are set aside and reported, never loaded.
 """
+import ast
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -66,11 +68,16 @@ class DetectedFormat:
         return text
 
 
+# InternViT's construction options that change its output but not its weights (the detection backbone's)
+VIT_OPTIONS = ('window_size', 'global_attn_indexes', 'use_cls_token')
+
+
 @dataclass
 class CanonicalCheckpoint:
     state_dict: StateDict
     format: DetectedFormat
     ignored: list[str] = field(default_factory=list)  # keys outside the vision tower
+    options: dict[str, Any] = field(default_factory=dict)  # VIT_OPTIONS the source states
 
 
 def unwrap(obj: dict) -> tuple[dict, Optional[str]]:
@@ -220,6 +227,55 @@ def arch_from_config(config: dict, source: str) -> dict[str, Any]:
         patch_size=_square(cfg['patch_size'], 'patch_size'),
         img_size=_square(cfg['image_size'], 'image_size'),
     )
+
+
+class _NotLiteral(Exception):
+    pass
+
+
+def _literal(node: ast.AST) -> Any:
+    """A config value written as literals and ``dict(...)`` calls, read without executing anything."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict' and not node.args:
+        return {kw.arg: _literal(kw.value) for kw in node.keywords if kw.arg is not None}
+    if isinstance(node, ast.Dict):
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(e) for e in node.elts]
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        return -node.operand.value
+    raise _NotLiteral
+
+
+def backbone_from_run_config(obj: dict, metadata: dict[str, str]) -> Optional[dict[str, Any]]:
+    """``model.backbone`` of the mmengine run that saved a checkpoint (its config text is the ``cfg`` of
+    the checkpoint's ``meta``; a DeepSpeed release keeps that meta as JSON in the metadata), parsed as
+    Python literals without executing it; None when the checkpoint carries no such config."""
+    meta = obj.get('meta') if isinstance(obj.get('meta'), dict) else None
+    if meta is None and 'meta' in metadata:
+        try:
+            meta = json.loads(metadata['meta'])
+        except json.JSONDecodeError:
+            return None
+    text = meta.get('cfg') if isinstance(meta, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == 'model' for t in node.targets):
+            keywords = node.value.keywords if isinstance(node.value, ast.Call) else []
+            for keyword in keywords:  # only the backbone need be literal
+                if keyword.arg == 'backbone':
+                    try:
+                        backbone = _literal(keyword.value)
+                    except _NotLiteral:
+                        return None
+                    return backbone if isinstance(backbone, dict) else None
+    return None
 
 
 def infer_arch(state_dict: StateDict, presets: dict[str, dict], source: str) -> dict[str, Any]:

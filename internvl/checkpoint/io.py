@@ -108,6 +108,13 @@ def _refused_classes(path: Path, error: Exception) -> list[str]:
     return re.findall(r'Unsupported global: GLOBAL ([\w.]+)', str(error))[:1]
 
 
+def _is_torch_file(path: Path) -> bool:
+    """A ``torch.save`` file: a zip archive (since torch 1.6) or a pickle (protocol 2+ starts with 0x80)."""
+    with open(path, 'rb') as f:
+        head = f.read(2)
+    return head == b'PK' or head[:1] == b'\x80'
+
+
 def load_torch_file(path: str | os.PathLike, map_location: Any = 'cpu', mmap: bool = False,
                     trust_pickled_code: bool = False) -> Any:
     """``torch.load`` that never runs code from the file: ``weights_only=True`` with the classes of
@@ -115,6 +122,9 @@ def load_torch_file(path: str | os.PathLike, map_location: Any = 'cpu', mmap: bo
     the file and the classes. ``trust_pickled_code=True`` is the explicit opt-in for a file the user
     trusts (full unpickling, logged as a warning); nothing falls back to it by itself."""
     path = Path(path)
+    if path.is_file() and not _is_torch_file(path):
+        raise CheckpointError(f'{path}: not a checkpoint (expected a torch.save file, a .safetensors file or a '
+                              f'model folder)')
     if trust_pickled_code:
         logger.warning('%s: unpickling with weights_only=False because trust_pickled_code=True was given: '
                        'this runs any code the file carries', path)
@@ -174,15 +184,24 @@ def read_config(path: str | os.PathLike) -> Optional[dict]:
         raise CheckpointError(f'{config}: not valid JSON: {e}') from e
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(dst: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``dst``, then move it onto ``dst``: an existing
-    file is never half-written, and a failed write leaves no temporary file behind."""
+    file is never half-written, and a failed write leaves no temporary file behind. The file gets the
+    mode a plain ``open`` would give it (0666 less the umask; ``mkstemp`` alone makes it 0600, unreadable
+    to the rest of a team on a shared cluster)."""
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f'.{dst.name}.', suffix='.tmp')
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dst)
     finally:
         if os.path.exists(tmp):

@@ -16,7 +16,8 @@ from torch import nn
 
 from ..models.intern_vit import ARCH_PRESETS, resolve_arch
 from ..models.pos_embed import resample_patch_embed, resample_pos_embed
-from .formats import OUR_FORMAT, CanonicalCheckpoint, arch_from_config, infer_arch, to_canonical
+from .formats import (OUR_FORMAT, VIT_OPTIONS, CanonicalCheckpoint, arch_from_config, backbone_from_run_config,
+                      infer_arch, to_canonical)
 from .io import CheckpointError, read_config, read_weights, save_safetensors_atomic
 
 logger = logging.getLogger(__name__)
@@ -39,9 +40,18 @@ def read_canonical(path: str | os.PathLike, trust_pickled_code: bool = False
         logger.info('%s: set aside %d entries outside the vision tower (%s)', path, len(ckpt.ignored),
                     ', '.join(roots[:8]) + (', ...' if len(roots) > 8 else ''))
     if 'arch' in metadata:
+        ckpt.options = json.loads(metadata.get('vit_options', '{}'))
         return ckpt, json.loads(metadata['arch'])
     config = read_config(path)
-    return ckpt, arch_from_config(config, source) if config is not None else None
+    if config is not None:
+        return ckpt, arch_from_config(config, source)
+    backbone = backbone_from_run_config(obj, metadata)  # one of our mmengine runs' checkpoints
+    if backbone is not None and backbone.get('arch') is not None:
+        ckpt.options = {k: backbone[k] for k in VIT_OPTIONS if k in backbone}
+        logger.info('%s: arch and %s from the config of the run that saved it (model.backbone)', path,
+                    ', '.join(ckpt.options) or 'no other options')
+        return ckpt, resolve_arch(backbone['arch'])
+    return ckpt, None
 
 
 def read_checkpoint_arch(path: str | os.PathLike) -> dict[str, Any]:
@@ -104,6 +114,7 @@ def build_from_pretrained(path: str | os.PathLike, **kwargs: Any) -> nn.Module:
     ckpt, ckpt_arch = read_canonical(path)
     if 'arch' not in kwargs:
         kwargs['arch'] = ckpt_arch or infer_arch(ckpt.state_dict, ARCH_PRESETS, str(path))
+    kwargs = {'use_cls_token': 'cls_token' in ckpt.state_dict, **ckpt.options, **kwargs}  # detection backbones
     model = InternViT(**kwargs)
     load_canonical(model, ckpt, ckpt_arch, str(path), strict=True)
     return model
@@ -147,16 +158,21 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, arch: Opt
                        trust_pickled_code: bool = False) -> dict[str, Any]:
     """Write any supported checkpoint as one safetensors file in this project's format.
 
-    The arch is taken from ``arch``, else from the source's config.json or metadata, else inferred from
-    the tensor shapes; it is stored in the file's metadata. The keys and shapes are checked against an
-    InternViT of that arch (built on the meta device) before anything is written. Returns the arch.
+    The arch is taken from ``arch``, else from the source's config.json, metadata or run config, else
+    inferred from the tensor shapes; it is stored in the file's metadata (``arch``), with the options
+    that change the ViT's output (``vit_options``: windowing and the cls token, as the source states
+    them or its keys imply), which ``build_from_pretrained`` applies. The keys and shapes are checked
+    against an InternViT so built (on the meta device) before anything is written. Returns the arch.
     """
     from ..models.intern_vit import build_on_meta
     ckpt, ckpt_arch = read_canonical(src, trust_pickled_code)
     arch = resolve_arch(arch or ckpt_arch or infer_arch(ckpt.state_dict, ARCH_PRESETS, str(src)))
     _check_arch(arch, ckpt_arch, str(src))
-    check_state_dict(build_on_meta(arch).state_dict(), ckpt.state_dict, f'{src} ({ckpt.format.describe()})')
-    metadata = {'format': OUR_FORMAT, 'arch': json.dumps(arch), 'source_format': ckpt.format.describe()}
+    options = {'use_cls_token': 'cls_token' in ckpt.state_dict, **ckpt.options}
+    check_state_dict(build_on_meta(arch, **options).state_dict(), ckpt.state_dict,
+                     f'{src} ({ckpt.format.describe()})')
+    metadata = {'format': OUR_FORMAT, 'arch': json.dumps(arch), 'vit_options': json.dumps(options),
+                'source_format': ckpt.format.describe()}
     save_safetensors_atomic(ckpt.state_dict, dst, metadata)
     logger.info('wrote %s (%d tensors)', dst, len(ckpt.state_dict))
     return arch

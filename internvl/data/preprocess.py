@@ -10,6 +10,7 @@ tile is appended last. Tiles are read row by row.
 import os
 from typing import Callable, Union
 
+import numpy as np
 import torch
 import torchvision.transforms as T
 from PIL import Image, UnidentifiedImageError
@@ -71,13 +72,27 @@ def dynamic_preprocess(image: Image.Image, min_num: int = 1, max_num: int = 6, i
     return tiles
 
 
+# 16-bit single-channel modes (16-bit RGB files PIL already reads as 8-bit RGB, by their high bytes)
+SIXTEEN_BIT_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N')
+
+
 def open_image(path: Union[str, os.PathLike]) -> Image.Image:
-    """Open an image file as RGB; a file that is not an image is an error naming it."""
+    """Open an image file as 8-bit RGB, as mmcv / OpenCV read images for the mmseg and mmdet tools: a
+    16-bit image keeps its high byte (OpenCV's ``IMREAD_COLOR``; PIL's ``convert('RGB')`` would clip
+    it to white). A file that is not an image, or a 32-bit or float one, is an error naming it."""
     try:
         with Image.open(path) as img:
+            img.load()
+            if img.mode in SIXTEEN_BIT_MODES or (img.mode == 'I' and img.format == 'PNG'):  # PNG: at most 16 bits
+                return Image.fromarray((np.asarray(img).astype(np.uint32) >> 8).astype(np.uint8)).convert('RGB')
+            if img.mode in ('I', 'F'):
+                raise ValueError(f'{path}: a {"32-bit integer" if img.mode == "I" else "floating-point"} image '
+                                 f'(PIL mode {img.mode}); expected 8 or 16 bits per channel')
             return img.convert('RGB')
     except FileNotFoundError:
         raise FileNotFoundError(f'image file not found: {path}') from None
+    except IsADirectoryError:
+        raise ValueError(f'{path} is a folder; expected an image file') from None
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f'{path} is not an image PIL can read ({e})') from None
 

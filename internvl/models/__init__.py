@@ -9,7 +9,8 @@ from .pos_embed import resample_patch_embed, resample_pos_embed
 from .simple_fpn import SimpleFeaturePyramid, SimpleFPN
 
 _LAZY = {'InternVLChatModel': 'internvl_chat', 'pixel_shuffle': 'internvl_chat', 'InternVLModel': 'internvl_clip',
-         'caption_prompt': 'internvl_clip', 'tokenize_texts': 'internvl_clip', 'QLlamaForCausalLM': 'qllama'}
+         'caption_prompt': 'internvl_clip', 'tokenize_texts': 'internvl_clip', 'QLlamaForCausalLM': 'qllama',
+         'SentencePieceTokenizer': 'tokenizer', 'TokenizerError': 'tokenizer', 'load_tokenizer': 'tokenizer'}
 
 
 def __getattr__(name: str) -> Any:
@@ -19,7 +20,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ['ARCH_KEYS', 'ARCH_PRESETS', 'Conversation', 'InternVLChatModel', 'InternVLModel', 'InternViT',
-           'QLlamaForCausalLM', 'SimpleFeaturePyramid', 'SimpleFPN', 'TEMPLATES', 'build_on_meta', 'caption_prompt',
-           'count_parameters',
-           'get_conv_template', 'pixel_shuffle', 'resample_patch_embed', 'resample_pos_embed', 'resolve_arch',
+           'QLlamaForCausalLM', 'SentencePieceTokenizer', 'SimpleFeaturePyramid', 'SimpleFPN', 'TEMPLATES',
+           'TokenizerError', 'build_on_meta', 'caption_prompt', 'count_parameters', 'get_conv_template',
+           'load_tokenizer', 'pixel_shuffle', 'resample_patch_embed', 'resample_pos_embed', 'resolve_arch',
            'tokenize_texts']

@@ -20,7 +20,7 @@ import torch
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from internvl.models import InternVLChatModel  # noqa: E402
+from internvl.models import InternVLChatModel, load_tokenizer  # noqa: E402
 from internvl.testing import make_native_chat_folder  # noqa: E402
 from internvl.utils.profiling import interleaved_times, median  # noqa: E402
 
@@ -60,8 +60,7 @@ def main() -> None:
     reference = make_native_chat_folder(folder, llm='qwen2', hidden=args.llm_width, layers=args.llm_depth,
                                         vision=vision)
     model = InternVLChatModel.from_pretrained(folder)
-    from transformers import AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = load_tokenizer(folder)
     model.img_context_token_id = tokenizer.convert_tokens_to_ids('<IMG_CONTEXT>')
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, fp32; InternViT width {args.vision_width} '
           f'depth {args.vision_depth}, tile {args.tile} ({model.num_image_token} tokens/tile); Qwen2 width '

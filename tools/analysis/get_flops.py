@@ -1,34 +1,35 @@
 """Parameters (trainable and frozen apart) and FLOPs of a segmentation or detection config, counted by
 fvcore with attention (scaled_dot_product_attention) included, without the weights in memory.
 
-    python tools/analysis/get_flops.py CONFIG [--shape 512 512] [--module backbone] [--depth 3]
+    python tools/analysis/get_flops.py CONFIG [--shape H W] [--module backbone] [--depth 3]
         [--cfg-options model.backbone.arch=internvit-6b-448px]
 
 1 FLOP = 1 fused multiply-add (fvcore's convention). --module restricts the count to one submodule
-(e.g. backbone); --depth sets how deep the per-module table goes.
+(e.g. backbone); --depth sets how deep the per-module table goes. --shape defaults to the config's
+crop (segmentation) or training resize scale (detection).
 """
 import argparse
 import sys
 
 from mmengine.config import DictAction
 
-from mmengine_custom.flops import count_config, format_report
+from mmengine_custom.flops import config_shape, count_config, format_report
 from mmengine_custom.runner import load_config
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
-    parser.add_argument('--shape', type=int, nargs='+', default=[512, 512], help='input H W (or one side)')
+    parser.add_argument('--shape', type=int, nargs='+', help="input H W (or one side); default: the config's crop")
     parser.add_argument('--module', help='count this submodule only, e.g. backbone')
     parser.add_argument('--depth', type=int, default=3, help='levels of the per-module table')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
     args = parser.parse_args()
-    if len(args.shape) not in (1, 2):
+    if args.shape is not None and len(args.shape) not in (1, 2):
         parser.error('--shape takes H W or one side')
-    shape = (args.shape[0], args.shape[-1])
     try:
         cfg = load_config(args.config, cfg_options=args.cfg_options)
+        shape = (args.shape[0], args.shape[-1]) if args.shape else config_shape(cfg)
         report = count_config(cfg, shape, args.module, args.depth)
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f'error: {e}', file=sys.stderr)
