@@ -232,6 +232,17 @@ class QuietSetupRunner(Runner):
         return logger
 
 
+def _log_short_runs(cfg: Config) -> None:
+    """An iteration-based run shorter than its logger interval would log no training iteration at all
+    (mmengine's LoggerHook logs every ``interval`` iterations only): log every tenth of the run instead."""
+    train, logger = cfg.get('train_cfg') or {}, (cfg.get('default_hooks') or {}).get('logger')
+    iterations, interval = train.get('max_iters'), (logger or {}).get('interval', 10)
+    if 'IterBased' in str(train.get('type', '')) and iterations and iterations < interval:
+        logger['interval'] = max(1, iterations // 10)
+        print_log(f'logging every {logger["interval"]} iterations: the run has {iterations}, fewer than the '
+                  f'logger interval {interval}', logger='current')
+
+
 def build_runner(cfg: Config, console_summary: bool = True) -> Runner:
     """mmengine's FlexibleRunner when the config sets a ``strategy`` (DeepSpeed, FSDP), else the Runner.
 
@@ -245,6 +256,7 @@ def build_runner(cfg: Config, console_summary: bool = True) -> Runner:
         if not any(h.get('type') == hook for h in hooks):
             hooks.append(dict(type=hook))
     cfg.custom_hooks = hooks
+    _log_short_runs(cfg)
     if not cfg.get('strategy'):
         return (Runner if console_summary else QuietSetupRunner).from_cfg(cfg)
     from mmengine.runner import FlexibleRunner

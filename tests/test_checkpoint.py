@@ -203,10 +203,14 @@ def test_index_listing_a_missing_shard(tmp_path):
         load_pretrained(InternViT('internvit-tiny-rms'), tmp_path)
 
 
-@pytest.mark.parametrize('name,content', [('bad.safetensors', b'garbage'), ('bad.pth', b'garbage')])
-def test_corrupt_file(tmp_path, name, content):
+@pytest.mark.parametrize('name,content,message', [
+    ('bad.safetensors', b'garbage', 'not a readable'),
+    ('bad.pth', b'garbage', r'not a checkpoint \(expected a torch.save file'),  # an image, a text file, ...
+    ('bad.pth', b'PK\x03\x04garbage', 'not a readable PyTorch checkpoint'),  # a broken torch.save zip
+])
+def test_corrupt_file(tmp_path, name, content, message):
     (tmp_path / name).write_bytes(content)
-    with pytest.raises(CheckpointError, match=rf'{name}: not a readable'):
+    with pytest.raises(CheckpointError, match=rf'{name}: {message}'):
         load_pretrained(InternViT('internvit-tiny-rms'), tmp_path / name)
 
 

@@ -180,3 +180,14 @@ def test_a_wrong_image_or_a_forgotten_process_count_is_one_line(setup, tmp_path)
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         "error: dist_train.sh: GPUS must be the number of processes per node (a positive integer), got '--cpu'; "
         "usage: tools/dist_train.sh CONFIG GPUS [train.py args...]"]
+
+
+def test_a_node_waiting_for_a_missing_peer_says_so_and_gives_up(tmp_path):
+    env = {**os.environ, 'NNODES': '2', 'NODE_RANK': '1', 'PORT': '29977', 'RDZV_TIMEOUT': '3'}
+    result = subprocess.run(['bash', 'tools/dist_train.sh', str(CONFIG), '1', '--cpu'], capture_output=True,
+                            text=True, cwd=REPO, env=env, timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0
+    assert lines[0] == ('dist_train.sh: node 1 of 2 waits for all 2 nodes at 127.0.0.1:29977 (gives up after 3s; '
+                        'RDZV_TIMEOUT sets it)')
+    assert lines[-1].startswith('error: dist_train.sh: node 1 of 2 stopped') and 'within 3s' in lines[-1]
