@@ -4,7 +4,9 @@ The model is built on the meta device and given storage that is never written
 (``internvl.utils.flops.without_weights``): a 6B recipe is counted in the memory of its activations,
 in fp32 whatever ``backbone_dtype`` says (the count does not depend on it; bf16 is slow on the CPU).
 The whole model is traced once on a zero image (the data preprocessor left out, as in mmseg's and
-mmdet's own tools); ``module`` selects one submodule's share of that trace. Detectors are traced with
+mmdet's own tools), one InternViT block per kind standing for its repeats
+(``internvl.utils.flops.block_per_kind_analysis``: exact, and a 6B recipe counts in seconds, not
+minutes); ``module`` selects one submodule's share of that trace. Detectors are traced with
 one data sample carrying the image's metainfo; their RoI-head FLOPs follow the number of proposals,
 which meaningless weights do not fix: count ``backbone`` (or ``neck``) for figures that compare.
 """
@@ -17,7 +19,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from torch import nn
 
-from internvl.utils.flops import flop_analysis, parameter_counts, without_weights
+from internvl.utils.flops import block_per_kind_analysis, parameter_counts, without_weights
 
 from .runner import config_task
 
@@ -84,7 +86,7 @@ def count_config(cfg: Config, shape: tuple[int, int], module: Optional[str] = No
     # fvcore traces ``model(inputs)``: the tensor forward (``_forward``), with the model's own module names
     samples = _data_samples(task, shape)
     model.forward = lambda inputs: model._forward(inputs, samples)
-    analysis = flop_analysis(model, (torch.zeros(1, 3, *shape),))
+    analysis = block_per_kind_analysis(model, (torch.zeros(1, 3, *shape),))
     target = names[module or '']
     flags = trainable
     if module:

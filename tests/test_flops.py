@@ -119,3 +119,24 @@ def test_the_shape_defaults_to_what_the_config_trains_on():
         (800, 1333)
     out = get_flops('configs/demo/upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py', '--module', 'backbone')
     assert out.returncode == 0 and 'Input: 1 x 3 x 112 x 112' in out.stdout, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize('config', ['upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py',
+                                    'mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py'])
+def test_one_block_per_kind_counts_what_the_full_trace_counts(config):
+    """Tracing one block per kind (global / windowed; the detection demo has both) and giving its count
+    to the other blocks of its kind equals tracing them all, module by module, and the table agrees."""
+    from fvcore.nn import flop_count_table
+    import mmengine_custom  # noqa: F401
+    from mmengine_custom.flops import _data_samples, build_without_weights
+    from mmengine_custom.runner import load_config
+    from internvl.utils.flops import block_per_kind_analysis, flop_analysis
+    model, _, task = build_without_weights(load_config(f'configs/demo/{config}'))
+    samples = _data_samples(task, (112, 112))
+    model.forward = lambda inputs: model._forward(inputs, samples)
+    images = (torch.zeros(1, 3, 112, 112),)
+    full, scaled = flop_analysis(model, images), block_per_kind_analysis(model, images)
+    assert len(scaled.repeats) >= 2
+    expected = {k: v for k, v in full.by_module().items() if v}
+    assert {k: v for k, v in scaled.by_module().items() if v} == expected
+    assert flop_count_table(scaled, max_depth=4) == flop_count_table(full, max_depth=4)

@@ -30,6 +30,8 @@ def main() -> int:
     try:
         cfg = load_config(args.config, cfg_options=args.cfg_options)
         shape = (args.shape[0], args.shape[-1]) if args.shape else config_shape(cfg)
+        print(f'counting on one 1 x 3 x {shape[0]} x {shape[1]} image (one InternViT block per kind traced) ...',
+              file=sys.stderr, flush=True)
         report = count_config(cfg, shape, args.module, args.depth)
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f'error: {e}', file=sys.stderr)
