@@ -102,3 +102,43 @@ def test_missing_or_unreadable_tokenizers_are_named(tmp_path):
     (tmp_path / 'tokenizer_config.json').write_text('{not json')
     with pytest.raises(TokenizerError, match='tokenizer_config.json: not valid JSON'):
         load_tokenizer(tmp_path)
+
+
+def test_the_vocabulary_files_of_a_transformers_class_load(tmp_path):
+    """A Qwen2-based folder may ship vocab.json + merges.txt with ``tokenizer_class: Qwen2Tokenizer`` and
+    no tokenizer.json: transformers' own class reads them."""
+    from internvl.testing import SPECIAL_TOKENS, make_tokenizer
+    source = make_tokenizer(tmp_path / 'source')
+    folder = tmp_path / 'qwen2'
+    folder.mkdir()
+    source.backend_tokenizer.model.save(str(folder))
+    added = {str(source.convert_tokens_to_ids(t)): dict(content=t, lstrip=False, rstrip=False, normalized=False,
+                                                        single_word=False, special=True) for t in SPECIAL_TOKENS}
+    (folder / 'tokenizer_config.json').write_text(json.dumps(dict(
+        tokenizer_class='Qwen2Tokenizer', added_tokens_decoder=added, eos_token='</s>', pad_token='<pad>',
+        unk_token='<unk>')))
+    assert sorted(p.name for p in folder.iterdir()) == ['merges.txt', 'tokenizer_config.json', 'vocab.json']
+    tokenizer = load_tokenizer(folder)
+    assert type(tokenizer).__name__ == 'Qwen2Tokenizer'
+    ids = tokenizer('<|im_start|>a photo of a cat<IMG_CONTEXT>', add_special_tokens=False).input_ids
+    assert ids[0] == source.convert_tokens_to_ids('<|im_start|>') and ids[-1] == source.convert_tokens_to_ids(
+        '<IMG_CONTEXT>')
+    assert tokenizer.decode(ids[1:-1]) == 'a photo of a cat'
+
+
+def test_transformers_model_type_notice_is_silenced_and_its_other_warnings_are_not():
+    """OpenGVLab folders name their own model type; transformers' notice about it is known noise
+    (internvl/utils/quiet.py, installed by the conftest as by the tools), its other warnings are not."""
+    import logging
+    logger = logging.getLogger('transformers.configuration_utils')
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        logger.warning('You are using a model of type internvl_chat to instantiate a model of type llama. This is '
+                       'not supported for all configurations of models and can yield errors.')
+        logger.warning('some other configuration warning')
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in records] == ['some other configuration warning']

@@ -1,8 +1,9 @@
 """The tokenizers of the published folders, loaded with transformers' own classes and no remote code.
 
 Layouts:
-- ``tokenizer.json`` (InternVL2/2.5 on Qwen2, Phi-3, Llama 3; transformers-native folders): transformers'
-  ``AutoTokenizer`` with ``trust_remote_code=False``.
+- ``tokenizer.json`` (InternVL2/2.5 on Qwen2, Phi-3, Llama 3; transformers-native folders), or the
+  vocabulary files of a tokenizer class transformers has (Qwen2's ``vocab.json`` + ``merges.txt``):
+  transformers' ``AutoTokenizer`` with ``trust_remote_code=False``.
 - a sentencepiece ``tokenizer.model`` with ``"tokenizer_class": "InternLM2Tokenizer"`` (InternVL-Chat on
   InternLM2; its ``auto_map`` points at remote code, with no fast twin) or ``"LlamaTokenizer"``
   (InternVL-14B, the C/G models): ``SentencePieceTokenizer`` below.
@@ -87,6 +88,14 @@ def _tokenizer_config(folder: Path) -> dict:
         raise TokenizerError(f'{path}: not valid JSON ({e})') from None
 
 
+def _is_transformers_class(name: str) -> bool:
+    """``name`` is a tokenizer class of transformers itself (its vocabulary files are then read by it)."""
+    if not name:
+        return False
+    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
+    return tokenizer_class_from_name(name) is not None
+
+
 def check_tokenizer(path: str | Path) -> str:
     """The loader ``load_tokenizer`` will use for ``path`` ('sentencepiece' or 'auto'), checked without
     loading anything heavy; a ``TokenizerError`` naming the folder and what it lacks otherwise."""
@@ -95,7 +104,7 @@ def check_tokenizer(path: str | Path) -> str:
     cls = config.get('tokenizer_class', '')
     if cls.removesuffix('Fast') in SENTENCEPIECE_CLASSES and (folder / 'tokenizer.model').is_file():
         return 'sentencepiece'
-    if (folder / 'tokenizer.json').is_file():
+    if (folder / 'tokenizer.json').is_file() or _is_transformers_class(cls):  # e.g. Qwen2: vocab.json + merges.txt
         return 'auto'
     if (folder / 'tokenizer.model').is_file() or config.get('auto_map'):
         raise TokenizerError(f'{folder}: tokenizer class {cls or "(none named)"} is read here only from '
