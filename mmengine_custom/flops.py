@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 from fvcore.nn import flop_count_table
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from torch import nn
 
 from internvl.utils.flops import block_per_kind_analysis, parameter_counts, without_weights
@@ -36,7 +36,6 @@ class FlopReport:
 def build_without_weights(cfg: Config) -> tuple[nn.Module, list[bool], str]:
     """(model with unwritten storage, each parameter's ``requires_grad`` as the config built it, task)."""
     task = config_task(cfg)
-    init_default_scope(task)
     if 'backbone_dtype' in cfg.model.get('backbone', {}):  # FLOPs do not depend on it; fp32 runs fastest here
         cfg.model.backbone.backbone_dtype = 'float32'
     if task == 'mmseg':
@@ -45,7 +44,7 @@ def build_without_weights(cfg: Config) -> tuple[nn.Module, list[bool], str]:
     else:
         import mmdet_custom  # noqa: F401
         from mmdet.registry import MODELS
-    with torch.device('meta'):
+    with torch.device('meta'), DefaultScope.overwrite_default_scope(task):  # the caller's scope is left as it was
         model = MODELS.build(cfg.model)
     trainable = [p.requires_grad for p in model.parameters()]
     return without_weights(model), trainable, task
@@ -86,7 +85,8 @@ def count_config(cfg: Config, shape: tuple[int, int], module: Optional[str] = No
     # fvcore traces ``model(inputs)``: the tensor forward (``_forward``), with the model's own module names
     samples = _data_samples(task, shape)
     model.forward = lambda inputs: model._forward(inputs, samples)
-    analysis = block_per_kind_analysis(model, (torch.zeros(1, 3, *shape),))
+    with DefaultScope.overwrite_default_scope(task):
+        analysis = block_per_kind_analysis(model, (torch.zeros(1, 3, *shape),))
     target = names[module or '']
     flags = trainable
     if module:

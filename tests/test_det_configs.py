@@ -137,8 +137,9 @@ def test_the_detection_demo_pools_at_mmdets_default_levels():
     """The CPU demo keeps mmdet's RoI levels (finest_scale 56: its 20-50 px objects pool from stride 4),
     its simple FPN and mmdet's FPN with BatchNorm (it trains from scratch), as built by the registry."""
     cfg = Config.fromfile(str(REPO / 'configs' / 'demo' / 'mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py'))
-    init_default_scope('mmdet')
-    model = MODELS.build(cfg.model)
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):  # init_default_scope would leak into later tests
+        model = MODELS.build(cfg.model)
     assert model.roi_head.bbox_roi_extractor.finest_scale == model.roi_head.mask_roi_extractor.finest_scale == 56
     assert isinstance(model.backbone.fpn.up4[1], torch.nn.BatchNorm2d)
 

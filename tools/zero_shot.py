@@ -6,8 +6,8 @@
 classes.txt: one class name per line. templates.txt: one prompt per line with {} for the class name
 (default 'a photo of a {}.'); class features are the normalised mean over the templates. labels.txt:
 lines 'FILE_NAME<TAB>CLASS_NAME'; with it, top-1 and top-k accuracy are printed. --out: the top-k
-classes and probabilities of every image as CSV. Every image is read before the weights load; an
-unreadable one is named.
+classes and probabilities of every image as CSV. Every image file is checked (its header) before the
+weights load; the unreadable ones are named.
 """
 import argparse
 import csv

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import torch
 
-from ..data import open_image
+from ..data import probe_image
 from ..utils.quiet import silence_known_noise
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -68,11 +68,12 @@ def check_model_folder(path: str | os.PathLike, what: str = 'InternVL') -> None:
 
 
 def check_images(paths: Sequence[str | os.PathLike]) -> None:
-    """Every image opens (``open_image``): all unreadable ones named at once, before anything loads."""
+    """Every image's header reads (``probe_image``; no decoding, so a large folder costs seconds): all
+    unreadable ones named at once, before anything loads."""
     problems = []
     for path in paths:
         try:
-            open_image(path)
+            probe_image(path)
         except (FileNotFoundError, ValueError) as e:
             problems.append(str(e))
     if len(problems) == 1:

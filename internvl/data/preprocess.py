@@ -8,7 +8,8 @@ ratio is kept otherwise. With ``use_thumbnail`` and more than one tile, the whol
 tile is appended last. Tiles are read row by row.
 """
 import os
-from typing import Callable, Union
+from contextlib import contextmanager
+from typing import Callable, Iterator, Union
 
 import numpy as np
 import torch
@@ -76,25 +77,39 @@ def dynamic_preprocess(image: Image.Image, min_num: int = 1, max_num: int = 6, i
 SIXTEEN_BIT_MODES = ('I;16', 'I;16B', 'I;16L', 'I;16N')
 
 
-def open_image(path: Union[str, os.PathLike]) -> Image.Image:
-    """Open an image file as 8-bit RGB, as mmcv / OpenCV read images for the mmseg and mmdet tools: a
-    16-bit image keeps its high byte (OpenCV's ``IMREAD_COLOR``; PIL's ``convert('RGB')`` would clip
-    it to white). A file that is not an image, or a 32-bit or float one, is an error naming it."""
+@contextmanager
+def _image_file(path: Union[str, os.PathLike]) -> Iterator[Image.Image]:
+    """The file opened by PIL (its header read), every way it can fail an error naming it."""
     try:
         with Image.open(path) as img:
-            img.load()
-            if img.mode in SIXTEEN_BIT_MODES or (img.mode == 'I' and img.format == 'PNG'):  # PNG: at most 16 bits
-                return Image.fromarray((np.asarray(img).astype(np.uint32) >> 8).astype(np.uint8)).convert('RGB')
-            if img.mode in ('I', 'F'):
+            if img.mode in ('I', 'F') and not (img.mode == 'I' and img.format == 'PNG'):  # PNG: at most 16 bits
                 raise ValueError(f'{path}: a {"32-bit integer" if img.mode == "I" else "floating-point"} image '
                                  f'(PIL mode {img.mode}); expected 8 or 16 bits per channel')
-            return img.convert('RGB')
+            yield img
     except FileNotFoundError:
         raise FileNotFoundError(f'image file not found: {path}') from None
     except IsADirectoryError:
         raise ValueError(f'{path} is a folder; expected an image file') from None
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f'{path} is not an image PIL can read ({e})') from None
+
+
+def open_image(path: Union[str, os.PathLike]) -> Image.Image:
+    """Open an image file as 8-bit RGB, as mmcv / OpenCV read images for the mmseg and mmdet tools: a
+    16-bit image keeps its high byte (OpenCV's ``IMREAD_COLOR``; PIL's ``convert('RGB')`` would clip
+    it to white). A file that is not an image, or a 32-bit or float one, is an error naming it."""
+    with _image_file(path) as img:
+        img.load()
+        if img.mode in SIXTEEN_BIT_MODES or img.mode == 'I':
+            return Image.fromarray((np.asarray(img).astype(np.uint32) >> 8).astype(np.uint8)).convert('RGB')
+        return img.convert('RGB')
+
+
+def probe_image(path: Union[str, os.PathLike]) -> None:
+    """The checks of ``open_image`` that need only the file's header (it exists, is an image PIL reads,
+    of 8 or 16 bits): cheap enough to run on a whole folder before a model loads."""
+    with _image_file(path):
+        pass
 
 
 def load_image(image_file: Union[str, os.PathLike, Image.Image], input_size: int = 448, max_num: int = 6,
