@@ -236,7 +236,9 @@ def _log_short_runs(cfg: Config) -> None:
     """An iteration-based run shorter than its logger interval would log no training iteration at all
     (mmengine's LoggerHook logs every ``interval`` iterations only): log every tenth of the run instead."""
     train, logger = cfg.get('train_cfg') or {}, (cfg.get('default_hooks') or {}).get('logger')
-    iterations, interval = train.get('max_iters'), (logger or {}).get('interval', 10)
+    if not logger:  # no LoggerHook configured here
+        return
+    iterations, interval = train.get('max_iters'), logger.get('interval', 10)
     if 'IterBased' in str(train.get('type', '')) and iterations and iterations < interval:
         logger['interval'] = max(1, iterations // 10)
         print_log(f'logging every {logger["interval"]} iterations: the run has {iterations}, fewer than the '

@@ -11,8 +11,8 @@ file is checked before the weights load.
 import argparse
 import sys
 
-from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, check_at_least, check_device, check_images,
-                           check_model_folder, load_chat_model, prepare_images, start_tool)
+from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, check_at_least, check_images,
+                           check_model_folder, check_runtime_arguments, load_chat_model, prepare_images, start_tool)
 from internvl.apis.chat import converse, first_question
 from internvl.checkpoint import CheckpointError
 from internvl.models import TEMPLATES, get_conv_template
@@ -31,7 +31,7 @@ def main() -> int:
     start_tool()
     try:
         check_model_folder(args.model, 'InternVL-Chat')
-        check_device(args.device)
+        check_runtime_arguments(args)
         check_at_least('--max-num', args.max_num)
         check_at_least('--max-new-tokens', args.max_new_tokens)
         check_images(args.image)

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 import mmengine_custom  # noqa: F401  (the allowlist of mmengine's and DeepSpeed's checkpoint classes)
-from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, check_at_least, check_device, check_images,
+from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, check_images, check_runtime_arguments,
                            extract_features, list_images, save_features, start_tool)
 from internvl.apis.features import KINDS
 from internvl.checkpoint import CheckpointError
@@ -30,8 +30,7 @@ def main() -> int:
     try:
         if not args.out.endswith(('.npy', '.safetensors')):
             raise ValueError(f'{args.out}: expected a .npy or .safetensors output file')
-        check_device(args.device)
-        check_at_least('--batch-size', args.batch_size)
+        check_runtime_arguments(args)
         images = list_images(args.images)
         check_images(images)
         features = extract_features(args.model, images, args.kind, args.batch_size, args.device, DTYPES[args.dtype])

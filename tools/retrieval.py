@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, check_at_least, check_device, check_images,
-                           check_model_folder, encode_images, encode_texts, load_clip_model, retrieval_recall,
+from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, check_images, check_model_folder,
+                           check_runtime_arguments, encode_images, encode_texts, load_clip_model, retrieval_recall,
                            start_tool)
 from internvl.apis.common import case_insensitive
 from internvl.checkpoint import CheckpointError
@@ -57,8 +57,7 @@ def main() -> int:
     start_tool()
     try:
         check_model_folder(args.model, 'InternVL-C/G')
-        check_device(args.device)
-        check_at_least('--batch-size', args.batch_size)
+        check_runtime_arguments(args)
         images, captions, owner = read_captions(args.captions, args.images)
         check_images(images)
         model, tokenizer = load_clip_model(args.model, DTYPES[args.dtype], args.device)

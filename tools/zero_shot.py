@@ -15,9 +15,9 @@ import io
 import sys
 from pathlib import Path
 
-from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, check_at_least, check_device, check_images,
-                           check_model_folder, class_embeddings, encode_images, list_images, load_clip_model,
-                           read_lines, start_tool, zero_shot_predict)
+from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, check_at_least, check_images,
+                           check_model_folder, check_runtime_arguments, class_embeddings, encode_images, list_images,
+                           load_clip_model, read_lines, start_tool, zero_shot_predict)
 from internvl.apis.common import case_insensitive
 from internvl.checkpoint import write_atomic
 from internvl.apis.zero_shot import DEFAULT_TEMPLATES
@@ -70,9 +70,8 @@ def main() -> int:
     start_tool()
     try:
         check_model_folder(args.model, 'InternVL-C/G')
-        check_device(args.device)
+        check_runtime_arguments(args)
         check_at_least('--topk', args.topk)
-        check_at_least('--batch-size', args.batch_size)
         classes = read_lines(args.classes, 'class names')
         templates = read_lines(args.templates, 'templates') if args.templates else list(DEFAULT_TEMPLATES)
         images = list_images(args.images)

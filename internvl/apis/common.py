@@ -91,6 +91,13 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, batch_size: bool = Tr
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
 
 
+def check_runtime_arguments(args: argparse.Namespace) -> None:
+    """The checks of what ``add_runtime_arguments`` added: ``--device`` (and ``--batch-size``)."""
+    check_device(args.device)
+    if hasattr(args, 'batch_size'):
+        check_at_least('--batch-size', args.batch_size)
+
+
 def start_tool() -> None:
     """Log at INFO without the notices known to be harmless, and never wait on a hub look-up (models come
     from local folders)."""

@@ -43,11 +43,14 @@ class _MessageFilter(logging.Filter):
         return not self.pattern.search(record.getMessage())
 
 
-def quiet_logger(logger: logging.Logger, name: str = '') -> None:
-    """Filter the harmless messages of ``HARMLESS_LOGS[name or logger.name]`` out of ``logger``."""
-    patterns = HARMLESS_LOGS.get(name or logger.name)
+def _filter_once(logger: logging.Logger, patterns: list[str]) -> None:
     if patterns and not any(isinstance(f, _MessageFilter) for f in logger.filters):
         logger.addFilter(_MessageFilter(patterns))
+
+
+def quiet_logger(logger: logging.Logger, name: str = '') -> None:
+    """Filter the harmless messages of ``HARMLESS_LOGS[name or logger.name]`` out of ``logger``."""
+    _filter_once(logger, HARMLESS_LOGS.get(name or logger.name, []))
 
 
 def silence_known_noise() -> None:
@@ -56,6 +59,4 @@ def silence_known_noise() -> None:
     for name in HARMLESS_LOGS:
         quiet_logger(logging.getLogger(name))
     if not os.path.exists('/dev/nvidia0') and not os.environ.get('CUDA_VISIBLE_DEVICES'):
-        logger = logging.getLogger(NO_GPU_NOTICE[0])
-        if not any(isinstance(f, _MessageFilter) for f in logger.filters):
-            logger.addFilter(_MessageFilter([NO_GPU_NOTICE[1]]))
+        _filter_once(logging.getLogger(NO_GPU_NOTICE[0]), [NO_GPU_NOTICE[1]])
