@@ -6,7 +6,7 @@ PYTHON := .venv/bin/python
 install:
 	bash tools/install_env.sh
 
-DEMO_CONFIG := configs/demo/upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py
+DEMO_CONFIG := configs/seg/demo/upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py
 DEMO_DIR := work_dirs/demo
 
 # Generate the synthetic ADE20K-layout data once, train the tiny InternViT + UperNet on the CPU,
@@ -18,7 +18,7 @@ demo: install
 	$(PYTHON) tools/infer.py data/synthetic_ade/images/validation/ADE_val_00000001.jpg $(DEMO_CONFIG) \
 		$(DEMO_DIR)/iter_500.pth --out $(DEMO_DIR)/overlay.png --scale 4
 
-DET_CONFIG := configs/demo/mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py
+DET_CONFIG := configs/det/demo/mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py
 DET_DIR := work_dirs/demo-det
 
 # The detection demo: synthetic COCO-layout data once, a tiny InternViT Mask R-CNN trained on the CPU,

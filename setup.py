@@ -5,7 +5,7 @@ setup(
     name='internvl-dense',
     version='0.1.0',
     description='InternViT (InternVL) for semantic segmentation and detection on the OpenMMLab 2.x stack',
-    packages=find_packages(include=['internvl*', 'mmengine_custom*', 'mmseg_custom*', 'mmdet_custom*']),
+    packages=find_packages(include=['internvl*', 'mmseg_custom*', 'mmdet_custom*']),
     python_requires='==3.11.*',
     install_requires=[
         'torch==2.14.1',

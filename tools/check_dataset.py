@@ -11,8 +11,17 @@ import sys
 
 from mmengine.config import DictAction
 
-from mmengine_custom.data_check import check_config
-from mmengine_custom.runner import check_data_roots, load_config
+from internvl_mmlab.analysis.data_check import DatasetCheck, check_config
+from internvl_mmlab.cli import check_data_roots, config_task, load_config
+
+
+def dataset_check(task: str) -> DatasetCheck:
+    """The check of one dataset of ``task`` ('mmseg' or 'mmdet')."""
+    if task == 'mmseg':
+        from mmseg_custom.analysis import check_segmentation
+        return check_segmentation
+    from mmdet_custom.analysis import check_coco_dataset
+    return check_coco_dataset
 
 
 def main() -> int:
@@ -24,7 +33,7 @@ def main() -> int:
     try:
         cfg = load_config(args.config, cfg_options=args.cfg_options)
         check_data_roots(cfg, tuple(f'{s}_dataloader' for s in args.split))
-        blocks, bad = check_config(cfg, tuple(args.split))
+        blocks, bad = check_config(cfg, dataset_check(config_task(cfg)), tuple(args.split))
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

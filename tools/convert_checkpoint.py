@@ -23,10 +23,11 @@ import logging
 import sys
 from pathlib import Path
 
-import mmengine_custom  # noqa: F401  (the allowlist of mmengine's and DeepSpeed's checkpoint classes)
-from internvl.checkpoint import CheckpointError, convert_checkpoint
-from internvl.models import ARCH_PRESETS
-from mmengine_custom.deepspeed import convert_deepspeed_checkpoint, is_deepspeed_checkpoint
+import internvl_mmlab  # noqa: F401  (the allowlist of mmengine's and DeepSpeed's checkpoint classes)
+from internvl.apis import convert_checkpoint
+from internvl.arch import ARCH_PRESETS
+from internvl.checkpoint import CheckpointError
+from internvl_mmlab.engine.release import convert_deepspeed_checkpoint, is_deepspeed_checkpoint
 
 
 def arch_argument(value: str):

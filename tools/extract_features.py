@@ -11,7 +11,7 @@ or .safetensors with the image names in its metadata).
 import argparse
 import sys
 
-import mmengine_custom  # noqa: F401  (the allowlist of mmengine's and DeepSpeed's checkpoint classes)
+import internvl_mmlab  # noqa: F401  (the allowlist of mmengine's and DeepSpeed's checkpoint classes)
 from internvl.apis import (DTYPES, USER_ERRORS, add_runtime_arguments, check_images, check_runtime_arguments,
                            extract_features, list_images, save_features, start_tool)
 from internvl.apis.features import KINDS

@@ -7,11 +7,12 @@ import argparse
 import os
 import sys
 
-import mmengine_custom  # noqa: F401  (compatibility workarounds)
+from mmengine.config import DictAction
+
+import internvl_mmlab  # noqa: F401  (the engine and the workarounds)
 from internvl.apis import check_device, check_images
 from internvl.checkpoint import CheckpointError
-from mmengine.config import DictAction
-from mmengine_custom.runner import checkpoint_exists, config_task, load_config, verify_checkpoint
+from internvl_mmlab.cli import checkpoint_exists, config_task, load_config, verify_checkpoint
 
 
 def main() -> int:

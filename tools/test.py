@@ -5,15 +5,16 @@ python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--out 
 CHECKPOINT is a checkpoint file or a DeepSpeed checkpoint directory (``iter_N.pth/``, ``epoch_N.pth/``:
 released in memory, nothing written). It must hold exactly the config's model (missing, unexpected or
 mis-shaped weights are an error listing them); --non-strict loads it the way mmengine does, with a
-warning. Evaluation runs on mmengine's Runner, a DeepSpeed recipe's strategy left to training."""
+warning. Evaluation runs on the plain runner (the configs' CrashSafeRunner), a DeepSpeed recipe's
+strategy left to training."""
 import argparse
 import os
 import sys
 
-import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
+import internvl_mmlab  # noqa: F401  (the engine and the workarounds, before any runner is built)
 from internvl.checkpoint import CheckpointError
-from mmengine_custom.runner import (add_common_arguments, build_runner, check_data_roots, checkpoint_exists,
-                                   config_task, for_evaluation, load_config, parse_tool_args, verify_checkpoint)
+from internvl_mmlab.cli import (add_common_arguments, build_runner, check_data_roots, checkpoint_exists, config_task,
+                                for_evaluation, load_config, parse_tool_args, verify_checkpoint)
 
 
 def parse_args() -> argparse.Namespace:

@@ -6,12 +6,12 @@ import sys
 
 import torch
 
-import mmengine_custom  # noqa: F401  (compatibility workarounds before any runner is built)
+import internvl_mmlab  # noqa: F401  (the engine and the workarounds, before any runner is built)
 from internvl.checkpoint import CheckpointError
-from mmengine_custom.crash_safety import NothingToResumeError, resumable_checkpoint
-from mmengine_custom.hooks import BadDataError, NonFiniteLossError
-from mmengine_custom.runner import (add_common_arguments, apply_amp, build_model_on_meta, build_runner,
-                                   check_data_roots, config_task, load_config, parse_tool_args)
+from internvl_mmlab.cli import (add_common_arguments, apply_amp, build_model_on_meta, build_runner, check_data_roots,
+                                config_task, load_config, parse_tool_args)
+from internvl_mmlab.engine.checkpoint import resumable_checkpoint
+from internvl_mmlab.errors import BadDataError, NonFiniteLossError, NothingToResumeError
 
 
 def parse_args() -> argparse.Namespace:
@@ -19,7 +19,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--resume', action='store_true', help='resume from the latest checkpoint in the work_dir')
     parser.add_argument('--amp', action='store_true',
-                        help='mixed precision (AmpOptimWrapper): fp16 for detection and bf16 for segmentation on '
+                        help='mixed precision (PortableAmpOptimWrapper): fp16 for detection and bf16 for segmentation on '
                              'GPUs, bf16 on the CPU; not with a DeepSpeed recipe (its strategy sets the precision)')
     add_common_arguments(parser)
     return parse_tool_args(parser)

@@ -9,6 +9,7 @@ from typing import Sequence
 import torch
 
 from ..data import probe_image
+from ..models.linear import set_cpu_linear_backend
 from ..utils.quiet import silence_known_noise
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -99,8 +100,9 @@ def check_runtime_arguments(args: argparse.Namespace) -> None:
 
 
 def start_tool() -> None:
-    """Log at INFO without the notices known to be harmless, and never wait on a hub look-up (models come
-    from local folders)."""
+    """Log at INFO without the notices known to be harmless, never wait on a hub look-up (models come
+    from local folders), and choose the CPU linear back-end (``INTERNVL_CPU_LINEAR``, default 'auto')."""
     silence_known_noise()
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    set_cpu_linear_backend()

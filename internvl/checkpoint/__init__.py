@@ -1,15 +1,16 @@
 """Checkpoint reading, format detection and conversion for InternViT (see ``formats`` for the layouts)."""
-from .formats import (CanonicalCheckpoint, DetectedFormat, arch_from_config, convert_opengvlab,
-                      convert_transformers, detect_format, infer_arch, to_canonical)
+from .formats import (OUR_FORMAT, CanonicalCheckpoint, DetectedFormat, arch_from_config, convert_opengvlab,
+                      convert_transformers, detect_format, infer_arch, register_arch_reader, register_prefix,
+                      to_canonical)
 from .io import (CheckpointError, UnsafeCheckpointError, allow_pickled_classes, load_torch_file,
                  read_config, read_weights, save_safetensors_atomic, write_atomic)
-from .loading import (build_from_pretrained, check_state_dict, convert_checkpoint, load_canonical, load_pretrained,
-                      read_canonical, read_checkpoint_arch)
+from .loading import check_arch, check_state_dict, load_canonical, load_pretrained, read_canonical, read_checkpoint_arch
+from .modules import finish_loading, load_module, on_meta, read_model_folder, refuse_unconsumed, take_prefix
 
 __all__ = [
     'CanonicalCheckpoint', 'CheckpointError', 'DetectedFormat', 'UnsafeCheckpointError', 'allow_pickled_classes',
-    'arch_from_config', 'build_from_pretrained', 'check_state_dict', 'convert_checkpoint',
-    'load_torch_file',
+    'OUR_FORMAT', 'arch_from_config', 'check_arch', 'check_state_dict', 'finish_loading', 'load_module',
+    'load_torch_file', 'on_meta', 'read_model_folder', 'refuse_unconsumed', 'register_arch_reader', 'register_prefix', 'take_prefix',
     'convert_opengvlab', 'convert_transformers', 'detect_format', 'infer_arch', 'load_canonical', 'load_pretrained',
     'read_canonical', 'read_checkpoint_arch', 'read_config', 'read_weights', 'save_safetensors_atomic',
     'to_canonical', 'write_atomic',

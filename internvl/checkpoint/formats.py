@@ -12,16 +12,15 @@ ls2.gamma}``. Foreign layouts, each found under an optional prefix:
 - ``timm``: the original ``.pth`` files and this project's own checkpoints (already canonical).
 
 Prefixes: ``vision_model.`` (a whole InternVL-Chat or InternVL-14B checkpoint), ``model.vision_tower.``
-or ``vision_tower.`` (transformers' InternVLForConditionalGeneration), ``backbone.`` / ``backbone.vit.``
-(an mmengine segmentor or detector checkpoint). Keys outside the vision tower (language model,
-projectors, heads) are set aside and reported, never loaded.
+or ``vision_tower.`` (transformers' InternVLForConditionalGeneration), and those a layer above registers
+for its own models (``register_prefix``: the OpenMMLab layer's segmentor and detector checkpoints keep
+the ViT under ``backbone.vit.``). Keys outside the vision tower (language model, projectors, heads) are
+set aside and reported, never loaded.
 """
-import ast
-import json
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -40,10 +39,16 @@ PREFIXES: dict[str, str] = {
     'vision_model.': 'a whole InternVL-Chat / InternVL-14B checkpoint (its vision_model.*)',
     'model.vision_tower.': "transformers' InternVLForConditionalGeneration (its vision tower)",
     'vision_tower.': "transformers' InternVLForConditionalGeneration (its vision tower)",
-    'backbone.vit.': 'an mmengine model checkpoint (its backbone)',
-    'backbone.': 'an mmengine model checkpoint (its backbone)',
 }
 WRAPPER_KEYS = ('module', 'state_dict', 'model')
+
+
+def register_prefix(prefix: str, description: str) -> None:
+    """Read InternViT weights found under ``prefix`` (a model that holds the ViT as a submodule; tried
+    in the order registered, after the built-in ones), described as ``description`` in the log."""
+    if not prefix.endswith('.'):
+        raise ValueError(f'register_prefix: {prefix!r} must end with "."')
+    PREFIXES.setdefault(prefix, description)
 OUR_FORMAT = 'internvl-dense/intern_vit'
 
 
@@ -229,53 +234,17 @@ def arch_from_config(config: dict, source: str) -> dict[str, Any]:
     )
 
 
-class _NotLiteral(Exception):
-    pass
+# Readers of the architecture that a layer above stores in its own checkpoints (the OpenMMLab layer: the
+# run's config in an mmengine checkpoint's meta): (checkpoint object, file metadata) -> a dict with
+# 'arch' and any of VIT_OPTIONS, or None when the checkpoint is not theirs.
+ArchReader = Callable[[dict, dict[str, str]], Optional[dict[str, Any]]]
+ARCH_READERS: list[ArchReader] = []
 
 
-def _literal(node: ast.AST) -> Any:
-    """A config value written as literals and ``dict(...)`` calls, read without executing anything."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict' and not node.args:
-        return {kw.arg: _literal(kw.value) for kw in node.keywords if kw.arg is not None}
-    if isinstance(node, ast.Dict):
-        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
-    if isinstance(node, (ast.List, ast.Tuple)):
-        return [_literal(e) for e in node.elts]
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
-        return -node.operand.value
-    raise _NotLiteral
-
-
-def backbone_from_run_config(obj: dict, metadata: dict[str, str]) -> Optional[dict[str, Any]]:
-    """``model.backbone`` of the mmengine run that saved a checkpoint (its config text is the ``cfg`` of
-    the checkpoint's ``meta``; a DeepSpeed release keeps that meta as JSON in the metadata), parsed as
-    Python literals without executing it; None when the checkpoint carries no such config."""
-    meta = obj.get('meta') if isinstance(obj.get('meta'), dict) else None
-    if meta is None and 'meta' in metadata:
-        try:
-            meta = json.loads(metadata['meta'])
-        except json.JSONDecodeError:
-            return None
-    text = meta.get('cfg') if isinstance(meta, dict) else None
-    if not isinstance(text, str):
-        return None
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == 'model' for t in node.targets):
-            keywords = node.value.keywords if isinstance(node.value, ast.Call) else []
-            for keyword in keywords:  # only the backbone need be literal
-                if keyword.arg == 'backbone':
-                    try:
-                        backbone = _literal(keyword.value)
-                    except _NotLiteral:
-                        return None
-                    return backbone if isinstance(backbone, dict) else None
-    return None
+def register_arch_reader(reader: ArchReader) -> None:
+    """Let ``read_canonical`` take a checkpoint's architecture from ``reader`` (after config.json)."""
+    if reader not in ARCH_READERS:
+        ARCH_READERS.append(reader)
 
 
 def infer_arch(state_dict: StateDict, presets: dict[str, dict], source: str) -> dict[str, Any]:

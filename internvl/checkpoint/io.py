@@ -81,7 +81,7 @@ def _numpy_classes() -> list:
 
 
 # Classes besides tensors that a pickled checkpoint may hold and that are known to be inert. Layers
-# above the core add their own (``mmengine_custom.compat`` adds what mmengine's checkpoints pickle).
+# above the core add their own (``internvl_mmlab.compat`` adds what mmengine's checkpoints pickle).
 _ALLOWED_CLASSES: list = _numpy_classes()
 
 

@@ -1,4 +1,5 @@
-"""Loading any InternViT checkpoint into an ``InternViT``, and writing one in this project's format.
+"""Loading any InternViT checkpoint into an ``InternViT`` (any module with its ``arch`` and state-dict
+layout: this package never imports the models, which import it).
 
 Loading is strict by default: every missing and unexpected key is named, a shape mismatch or an
 architecture that contradicts the checkpoint's config.json fails with a message naming the file.
@@ -14,11 +15,10 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from ..models.intern_vit import ARCH_PRESETS, resolve_arch
-from ..models.pos_embed import resample_patch_embed, resample_pos_embed
-from .formats import (OUR_FORMAT, VIT_OPTIONS, CanonicalCheckpoint, arch_from_config, backbone_from_run_config,
-                      infer_arch, to_canonical)
-from .io import CheckpointError, read_config, read_weights, save_safetensors_atomic
+from ..arch import ARCH_PRESETS, resolve_arch
+from ..pos_embed import resample_patch_embed, resample_pos_embed
+from .formats import ARCH_READERS, VIT_OPTIONS, CanonicalCheckpoint, arch_from_config, infer_arch, to_canonical
+from .io import CheckpointError, read_config, read_weights
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +45,13 @@ def read_canonical(path: str | os.PathLike, trust_pickled_code: bool = False
     config = read_config(path)
     if config is not None:
         return ckpt, arch_from_config(config, source)
-    backbone = backbone_from_run_config(obj, metadata)  # one of our mmengine runs' checkpoints
-    if backbone is not None and backbone.get('arch') is not None:
-        ckpt.options = {k: backbone[k] for k in VIT_OPTIONS if k in backbone}
-        logger.info('%s: arch and %s from the config of the run that saved it (model.backbone)', path,
-                    ', '.join(ckpt.options) or 'no other options')
-        return ckpt, resolve_arch(backbone['arch'])
+    for reader in ARCH_READERS:  # a layer above's own checkpoints (the run's config of an mmengine checkpoint)
+        backbone = reader(obj, metadata)
+        if backbone is not None and backbone.get('arch') is not None:
+            ckpt.options = {k: backbone[k] for k in VIT_OPTIONS if k in backbone}
+            logger.info('%s: arch and %s from the config of the run that saved it (model.backbone)', path,
+                        ', '.join(ckpt.options) or 'no other options')
+            return ckpt, resolve_arch(backbone['arch'])
     return ckpt, None
 
 
@@ -60,7 +61,7 @@ def read_checkpoint_arch(path: str | os.PathLike) -> dict[str, Any]:
     return arch if arch is not None else infer_arch(ckpt.state_dict, ARCH_PRESETS, str(path))
 
 
-def _check_arch(model_arch: dict, ckpt_arch: Optional[dict], source: str) -> None:
+def check_arch(model_arch: dict, ckpt_arch: Optional[dict], source: str) -> None:
     if ckpt_arch is None:
         return
     ckpt_arch = resolve_arch(ckpt_arch)
@@ -107,24 +108,11 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, strict: bool = Tr
     return load_canonical(model, ckpt, ckpt_arch, str(path), strict)
 
 
-def build_from_pretrained(path: str | os.PathLike, **kwargs: Any) -> nn.Module:
-    """An ``InternViT`` of the architecture the checkpoint describes (``arch`` in ``kwargs`` overrides
-    it), with the checkpoint loaded; the files are read once."""
-    from ..models.intern_vit import InternViT
-    ckpt, ckpt_arch = read_canonical(path)
-    if 'arch' not in kwargs:
-        kwargs['arch'] = ckpt_arch or infer_arch(ckpt.state_dict, ARCH_PRESETS, str(path))
-    kwargs = {'use_cls_token': 'cls_token' in ckpt.state_dict, **ckpt.options, **kwargs}  # detection backbones
-    model = InternViT(**kwargs)
-    load_canonical(model, ckpt, ckpt_arch, str(path), strict=True)
-    return model
-
-
 def load_canonical(model: nn.Module, ckpt: CanonicalCheckpoint, ckpt_arch: Optional[dict], source: str,
                    strict: bool, assign: bool = False) -> tuple[list, list]:
     """Load a checkpoint already read by ``read_canonical`` (``assign``: take the checkpoint's tensors
     instead of copying into the model's, for a model built on the meta device)."""
-    _check_arch(model.arch, ckpt_arch, source)
+    check_arch(model.arch, ckpt_arch, source)
     state_dict = dict(ckpt.state_dict)
     _adapt_to_model(model, state_dict, source)
     missing, unexpected = check_state_dict(model.state_dict(), state_dict, f'{source} ({ckpt.format.describe()})',
@@ -152,27 +140,3 @@ def check_state_dict(expected: dict[str, Any], state_dict: dict[str, Any], sourc
             raise CheckpointError(message)
         logger.warning(message)
     return missing, unexpected
-
-
-def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, arch: Optional[dict[str, Any]] = None,
-                       trust_pickled_code: bool = False) -> dict[str, Any]:
-    """Write any supported checkpoint as one safetensors file in this project's format.
-
-    The arch is taken from ``arch``, else from the source's config.json, metadata or run config, else
-    inferred from the tensor shapes; it is stored in the file's metadata (``arch``), with the options
-    that change the ViT's output (``vit_options``: windowing and the cls token, as the source states
-    them or its keys imply), which ``build_from_pretrained`` applies. The keys and shapes are checked
-    against an InternViT so built (on the meta device) before anything is written. Returns the arch.
-    """
-    from ..models.intern_vit import build_on_meta
-    ckpt, ckpt_arch = read_canonical(src, trust_pickled_code)
-    arch = resolve_arch(arch or ckpt_arch or infer_arch(ckpt.state_dict, ARCH_PRESETS, str(src)))
-    _check_arch(arch, ckpt_arch, str(src))
-    options = {'use_cls_token': 'cls_token' in ckpt.state_dict, **ckpt.options}
-    check_state_dict(build_on_meta(arch, **options).state_dict(), ckpt.state_dict,
-                     f'{src} ({ckpt.format.describe()})')
-    metadata = {'format': OUR_FORMAT, 'arch': json.dumps(arch), 'vit_options': json.dumps(options),
-                'source_format': ckpt.format.describe()}
-    save_safetensors_atomic(ckpt.state_dict, dst, metadata)
-    logger.info('wrote %s (%d tensors)', dst, len(ckpt.state_dict))
-    return arch

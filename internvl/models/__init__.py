@@ -5,7 +5,7 @@ from typing import Any
 
 from .conversation import TEMPLATES, Conversation, get_conv_template
 from .intern_vit import ARCH_KEYS, ARCH_PRESETS, InternViT, build_on_meta, count_parameters, resolve_arch
-from .pos_embed import resample_patch_embed, resample_pos_embed
+from ..pos_embed import resample_patch_embed, resample_pos_embed
 from .simple_fpn import SimpleFeaturePyramid, SimpleFPN
 
 _LAZY = {'InternVLChatModel': 'internvl_chat', 'pixel_shuffle': 'internvl_chat', 'InternVLModel': 'internvl_clip',

@@ -24,7 +24,6 @@ checkpoints is an arch dict with ``patch_size=16`` (and ``img_size=256``, the sa
 Weights: construction never reads files; ``init_weights()`` initialises them and, when
 ``pretrained`` is set, loads that checkpoint in any published format (see ``internvl.checkpoint``).
 """
-import copy
 import logging
 from typing import Any, Optional, Sequence, Union
 
@@ -33,57 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .layers import Block
-from .pos_embed import resample_pos_embed
+from ..arch import ARCH_KEYS, ARCH_PRESETS, resolve_arch
+from ..checkpoint import infer_arch, load_canonical, load_pretrained, read_canonical
+from ..pos_embed import resample_pos_embed
+from .block import Block
 
 logger = logging.getLogger(__name__)
-
-ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'mlp_ratio', 'norm_type', 'qk_norm', 'qkv_bias',
-             'layer_scale_init', 'patch_size', 'img_size')
-NORM_TYPES = ('rms', 'ln')
-
-ARCH_PRESETS: dict[str, dict[str, Any]] = {
-    # InternViT-6B-224px (InternVL-C/G, the segmentation paper's backbone): 48 blocks.
-    'internvit-6b-224px': dict(embed_dims=3200, num_layers=48, num_heads=25, mlp_ratio=4.0, norm_type='rms',
-                               qk_norm=True, qkv_bias=False, layer_scale_init=0.1, patch_size=14,
-                               img_size=224),
-    # InternViT-6B-448px V1-0 / V1-2 / V1-5 / V2.5: the last 3 blocks of the 224px model dropped.
-    'internvit-6b-448px': dict(embed_dims=3200, num_layers=45, num_heads=25, mlp_ratio=4.0, norm_type='rms',
-                               qk_norm=True, qkv_bias=False, layer_scale_init=0.1, patch_size=14,
-                               img_size=448),
-    # InternViT-300M-448px: distilled from 6B-448px-V1-5.
-    'internvit-300m-448px': dict(embed_dims=1024, num_layers=24, num_heads=16, mlp_ratio=4.0, norm_type='ln',
-                                 qk_norm=False, qkv_bias=True, layer_scale_init=1.0, patch_size=14,
-                                 img_size=448),
-    # Tiny presets of the same code, for tests and CPU demos.
-    'internvit-tiny-rms': dict(embed_dims=64, num_layers=3, num_heads=4, mlp_ratio=4.0, norm_type='rms',
-                               qk_norm=True, qkv_bias=False, layer_scale_init=0.1, patch_size=14, img_size=56),
-    'internvit-tiny-ln': dict(embed_dims=64, num_layers=3, num_heads=4, mlp_ratio=4.0, norm_type='ln',
-                              qk_norm=False, qkv_bias=True, layer_scale_init=1.0, patch_size=14, img_size=56),
-}
-
-
-def resolve_arch(arch: Union[str, dict]) -> dict[str, Any]:
-    """A preset name or a dict with exactly ``ARCH_KEYS`` -> a validated copy of the arch dict."""
-    if isinstance(arch, str):
-        if arch not in ARCH_PRESETS:
-            raise ValueError(f'unknown InternViT arch {arch!r}; expected one of {sorted(ARCH_PRESETS)} '
-                             f'or a dict with the keys {list(ARCH_KEYS)}')
-        return copy.deepcopy(ARCH_PRESETS[arch])
-    if not isinstance(arch, dict):
-        raise TypeError(f'arch must be a preset name or a dict, got {type(arch).__name__}')
-    missing = [k for k in ARCH_KEYS if k not in arch]
-    unknown = [k for k in arch if k not in ARCH_KEYS]
-    if missing or unknown:
-        raise ValueError(f'custom InternViT arch: missing keys {missing}, unknown keys {unknown}; '
-                         f'expected exactly {list(ARCH_KEYS)}')
-    if arch['norm_type'] not in NORM_TYPES:
-        raise ValueError(f"arch['norm_type']={arch['norm_type']!r}; expected one of {list(NORM_TYPES)}")
-    if arch['img_size'] % arch['patch_size']:
-        raise ValueError(f"arch['img_size']={arch['img_size']} is not a multiple of "
-                         f"arch['patch_size']={arch['patch_size']}")
-    return copy.deepcopy(dict(arch))
-
 
 class InternViT(nn.Module):
     """InternViT backbone returning block outputs as NCHW feature maps.
@@ -163,14 +117,20 @@ class InternViT(nn.Module):
     def init_weights(self) -> None:
         """Load ``pretrained`` when set (random initialisation stays otherwise)."""
         if self.pretrained:
-            from internvl.checkpoint import load_pretrained
             load_pretrained(self, self.pretrained)
 
     @classmethod
     def from_pretrained(cls, path: str, **kwargs: Any) -> 'InternViT':
-        """Build the architecture described by the checkpoint (config.json or our metadata) and load it."""
-        from internvl.checkpoint import build_from_pretrained
-        return build_from_pretrained(path, **kwargs)
+        """The architecture the checkpoint describes (config.json, our metadata, the run's config, else
+        inferred from its shapes; ``arch`` in ``kwargs`` overrides it) with the checkpoint loaded; the
+        files are read once. The ViT options the checkpoint states (windowing, cls token) apply too."""
+        ckpt, ckpt_arch = read_canonical(path)
+        if 'arch' not in kwargs:
+            kwargs['arch'] = ckpt_arch or infer_arch(ckpt.state_dict, ARCH_PRESETS, str(path))
+        kwargs = {'use_cls_token': 'cls_token' in ckpt.state_dict, **ckpt.options, **kwargs}
+        model = cls(**kwargs)
+        load_canonical(model, ckpt, ckpt_arch, str(path), strict=True)
+        return model
 
     def no_weight_decay(self) -> set[str]:
         return {'pos_embed', 'cls_token'}
@@ -251,4 +211,4 @@ def build_on_meta(arch: Union[str, dict], **kwargs: Any) -> InternViT:
         return InternViT(arch, **kwargs)
 
 
-__all__ = ['ARCH_KEYS', 'ARCH_PRESETS', 'InternViT', 'resolve_arch', 'count_parameters', 'build_on_meta']
+__all__ = ['ARCH_KEYS', 'ARCH_PRESETS', 'InternViT', 'build_on_meta', 'count_parameters', 'resolve_arch']

@@ -25,13 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint.formats import arch_from_config, to_canonical
-from ..checkpoint.io import CheckpointError
-from ..checkpoint.loading import load_canonical
+from ..checkpoint import (CheckpointError, arch_from_config, finish_loading, load_canonical, load_module, on_meta,
+                          read_model_folder, refuse_unconsumed, take_prefix, to_canonical)
 from .conversation import get_conv_template
 from .intern_vit import InternViT
 from .language_model import build_language_model, convert_internlm2, language_model_config
-from .pretrained import finish_loading, load_module, on_meta, read_model_folder, refuse_unconsumed, take_prefix
 
 logger = logging.getLogger(__name__)
 

@@ -21,12 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import LlamaConfig
 
-from ..checkpoint.formats import arch_from_config, to_canonical
-from ..checkpoint.io import CheckpointError
-from ..checkpoint.loading import load_canonical
+from ..checkpoint import (CheckpointError, arch_from_config, finish_loading, load_canonical, load_module, on_meta,
+                          read_model_folder, refuse_unconsumed, take_prefix, to_canonical)
 from .intern_vit import InternViT
 from .internvl_chat import refuse_no_cache
-from .pretrained import finish_loading, load_module, on_meta, read_model_folder, refuse_unconsumed, take_prefix
 from .qllama import QLlamaForCausalLM
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import LayerNorm2d
+from .norms import LayerNorm2d
 
 NORMS = ('LN', 'BN')
 

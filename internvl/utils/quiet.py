@@ -2,7 +2,7 @@
 (logger or warning category) and message, so that every other warning still shows.
 
 ``silence_known_noise()`` installs the filters; it is idempotent and imports none of the libraries
-concerned, so it runs first (``internvl.apis.start_tool``, ``mmengine_custom`` on import, the tests'
+concerned, so it runs first (``internvl.apis.start_tool``, ``internvl_mmlab`` on import, the tests'
 conftest). ``quiet_logger`` puts the same log filter on a logger created later (mmengine's own
 ``MMLogger`` instances are not in ``logging``'s registry).
 """

@@ -1,5 +1,5 @@
 """mmdet 3's RPN, RoI extractor and RoI head with their box arithmetic in fp32 under any training
-precision (``mmengine_custom.precision``): the convolutions and fully connected layers compute in the
+precision (``internvl_mmlab.precision``): the convolutions and fully connected layers compute in the
 dtype of their weights (fp16 / bf16 under DeepSpeed's casts, autocast under AMP), while anchors, box
 decoding, assignment, nms, RoIAlign and the losses see fp32 - what mmdet 2's ``force_fp32`` gave the
 original recipes."""
@@ -9,7 +9,7 @@ from mmdet.models.roi_heads import SingleRoIExtractor, StandardRoIHead
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from mmengine_custom.precision import to_fp32
+from internvl_mmlab.precision import to_fp32
 
 
 @MODELS.register_module()

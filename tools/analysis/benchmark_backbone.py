@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 from internvl import InternViT  # noqa: E402
 from internvl.checkpoint import convert_transformers  # noqa: E402
-from internvl.utils.profiling import (count_flops, interleaved_times, matmul_peak_gflops, median,  # noqa: E402
+from internvl.analysis.profiling import (count_flops, interleaved_times, matmul_peak_gflops, median,  # noqa: E402
                                       print_rates, training_step_memory)
 
 

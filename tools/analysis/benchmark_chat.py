@@ -22,7 +22,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from internvl.models import InternVLChatModel, load_tokenizer  # noqa: E402
 from internvl.testing import make_native_chat_folder  # noqa: E402
-from internvl.utils.profiling import interleaved_times, median  # noqa: E402
+from internvl.analysis.profiling import interleaved_times, median  # noqa: E402
 
 
 def report(times: dict, baseline: str, candidate: str, per: int, unit: str) -> None:

@@ -15,7 +15,7 @@ import argparse
 import torch
 
 import mmdet_custom  # noqa: F401  (the backbones in mmdet's registry)
-from internvl.utils.profiling import interleaved_times, median
+from internvl.analysis.profiling import interleaved_times, median
 from mmdet.registry import MODELS
 
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / 'configs' / 'demo'
+DEMO = REPO / 'configs' / 'det' / 'demo'
 PUBLISHED = DEMO / 'mask-rcnn_internvit-tiny_1xb4-12e_synthetic-coco-128x128.py'
 SFP = DEMO / 'mask-rcnn_internvit-tiny-sfp_1xb4-12e_synthetic-coco-128x128.py'
 EPOCHS = 8

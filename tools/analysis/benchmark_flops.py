@@ -1,5 +1,5 @@
 """How long counting FLOPs takes, side by side in one run: fvcore's trace of every block against the trace
-of one InternViT block per kind (``internvl.utils.flops.block_per_kind_analysis``, what
+of one InternViT block per kind (``internvl.analysis.flops.block_per_kind_analysis``, what
 ``tools/analysis/get_flops.py`` does), on the InternViT-6B width at a reduced depth (the full trace of
 48 blocks takes minutes), then the whole 6B-224 UperNet recipe at its 504 crop the fast way.
 
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
-import mmengine_custom  # noqa: F401
+import internvl_mmlab  # noqa: F401
 from internvl.models import ARCH_PRESETS, build_on_meta
-from internvl.utils.flops import block_per_kind_analysis, flop_analysis, without_weights
-from mmengine_custom.flops import config_shape, count_config
-from mmengine_custom.runner import load_config
+from internvl.analysis.flops import block_per_kind_analysis, flop_analysis, without_weights
+from internvl_mmlab.analysis.flops import config_shape, count_config
+from internvl_mmlab.cli import load_config
 
-RECIPE = 'configs/internvit/upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504.py'
+RECIPE = 'configs/seg/internvit/upernet_internvit-6b-224px_8xb2-80k_ade20k-504x504.py'
 
 
 def timed(count) -> tuple[int, float]:

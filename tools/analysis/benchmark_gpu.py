@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from internvl import InternViT, count_parameters  # noqa: E402
 from internvl.checkpoint import convert_transformers  # noqa: E402
 from internvl.models import ARCH_PRESETS  # noqa: E402
-from internvl.utils.profiling import count_flops, interleaved_times, median, print_rates  # noqa: E402
+from internvl.analysis.profiling import count_flops, interleaved_times, median, print_rates  # noqa: E402
 
 
 def reference_for(arch: dict, device: str) -> torch.nn.Module:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'configs' / 'demo' / 'upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py'
+CONFIG = REPO / 'configs' / 'seg' / 'demo' / 'upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py'
 POINTS = (50, 400)
 LOOPS = {'ResumableIterBasedTrainLoop (ours)': 'ResumableIterBasedTrainLoop',
          "IterBasedTrainLoop (mmengine's)": 'IterBasedTrainLoop'}

@@ -17,13 +17,13 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 import mmseg_custom  # noqa: F401
-from internvl.utils.profiling import interleaved_times, print_rates
+from internvl.analysis.profiling import interleaved_times, print_rates
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmengine.structures import PixelData
 from internvl.utils.sliding import slide_windows
 
-DEMO = Path(__file__).resolve().parents[2] / 'configs' / 'demo' / \
+DEMO = Path(__file__).resolve().parents[2] / 'configs' / 'seg' / 'demo' / \
     'upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py'
 
 

@@ -10,7 +10,7 @@ import time
 import torch
 
 from internvl.models import build_on_meta
-from internvl.utils.flops import flop_analysis, torch_flops, vit_flops, without_weights
+from internvl.analysis.flops import flop_analysis, torch_flops, vit_flops, without_weights
 
 CASES = (('internvit-6b-224px', 224), ('internvit-6b-448px', 448), ('internvit-6b-448px', 504))
 

@@ -3,7 +3,7 @@ communication buckets / activations, for the config's own setting (its ZeRO stag
 offload, or plain DDP), then for ZeRO stages 0-3 with and without optimizer CPU offload, and which fit.
 
     python tools/analysis/estimate_memory.py CONFIG --gpus 8 --gpu-mem 80 [--measure-size 252]
-    python tools/analysis/estimate_memory.py --table configs/internvit/*6b*.py   # the README's table
+    python tools/analysis/estimate_memory.py --table configs/seg/internvit/*6b*.py   # the README's table
 
 The model is built on the meta device for its parameter counts (no weights are read). Activations
 are measured on 1- and 2-block copies of the model at --measure-size (a multiple of 28) and scaled to
@@ -18,7 +18,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmseg_custom  # noqa: F401
-from mmengine_custom.memory import GIB, TABLE_HEADER, Plan, plan_config, table_row
+from mmseg_custom.analysis.memory import GIB, TABLE_HEADER, Plan, plan_config, table_row
 
 
 def row(label: str, plan: Plan) -> str:

@@ -13,8 +13,8 @@ import sys
 
 from mmengine.config import DictAction
 
-from mmengine_custom.flops import config_shape, count_config, format_report
-from mmengine_custom.runner import load_config
+from internvl_mmlab.analysis.flops import config_shape, count_config, format_report
+from internvl_mmlab.cli import config_task, load_config
 
 
 def main() -> int:
@@ -32,7 +32,11 @@ def main() -> int:
         shape = (args.shape[0], args.shape[-1]) if args.shape else config_shape(cfg)
         print(f'counting on one 1 x 3 x {shape[0]} x {shape[1]} image (one InternViT block per kind traced) ...',
               file=sys.stderr, flush=True)
-        report = count_config(cfg, shape, args.module, args.depth)
+        samples = None
+        if config_task(cfg) == 'mmdet':
+            from mmdet_custom.analysis import detection_samples
+            samples = detection_samples(shape)
+        report = count_config(cfg, shape, args.module, args.depth, samples)
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ from internvl import InternViT
 from internvl.models import SimpleFPN
 from internvl.models.layer_decay import layer_decay_param_groups
 from internvl.utils.dist import single_process_env
-from internvl.utils.profiling import count_flops, interleaved_times, median
+from internvl.analysis.profiling import count_flops, interleaved_times, median
 
 
 class Segmenter(nn.Module):

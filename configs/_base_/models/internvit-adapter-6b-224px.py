@@ -8,8 +8,7 @@
 internvit_adapter = dict(
     _delete_=True,
     type='InternViTAdapter',
-    arch=dict(embed_dims=3200, num_layers=48, num_heads=25, mlp_ratio=4.0, norm_type='rms', qk_norm=True,
-              qkv_bias=False, layer_scale_init=0.1, patch_size=16, img_size=256),
+    arch='internvit-6b-224px-p16',
     interaction_indexes=[[0, 11], [12, 23], [24, 35], [36, 47]],
     conv_inplane=64,
     n_points=4,

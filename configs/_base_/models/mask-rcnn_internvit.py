@@ -2,14 +2,13 @@
 # patch 16 (the 14-pixel kernel resized on load), a 16x16 position grid (img_size 256) interpolated to
 # the input at run time, no cls token, windowed attention (window 16) in every block, the last block
 # tapped and spread to strides 4 / 8 / 16 / 32 by the simple FPN, then mmdet's FPN to 256 channels.
-# Leaves set pretrained, frozen / trained and the variant's arch keys.
+# Leaves set pretrained, frozen / trained and the variant's arch preset (internvl/arch.py).
 _base_ = ['./mask-rcnn_fp32-boxes.py']
 model = dict(
     backbone=dict(
         _delete_=True,
         type='InternViT',
-        arch=dict(embed_dims=3200, num_layers=48, num_heads=25, mlp_ratio=4.0, norm_type='rms', qk_norm=True,
-                  qkv_bias=False, layer_scale_init=0.1, patch_size=16, img_size=256),
+        arch='internvit-6b-224px-p16',
         out_indices=[47],
         with_fpn=True,
         window_size=16,

@@ -9,5 +9,5 @@ optim_wrapper = dict(
     constructor='LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=1.0))
 # per-sample seeded augmentation: a resumed epoch draws what the uninterrupted run drew
-# (mmengine_custom/resumable_loops.py)
+# (internvl_mmlab/engine/loops.py)
 train_cfg = dict(type='ResumableEpochBasedTrainLoop')

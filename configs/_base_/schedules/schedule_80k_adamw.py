@@ -9,7 +9,7 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500, end=80000),
 ]
-# per-sample seeded augmentation: a resume is exact and loads no skipped batch (mmengine_custom/resumable_loops.py)
+# per-sample seeded augmentation: a resume is exact and loads no skipped batch (internvl_mmlab/engine/loops.py)
 train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=80000, val_interval=1000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

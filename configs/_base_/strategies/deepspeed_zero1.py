@@ -1,12 +1,12 @@
-# DeepSpeed ZeRO stage 1 (optimizer states sharded) through mmengine's FlexibleRunner, with the
-# reference's settings (reduce bucket 5e8, overlap_comm, gradient clipping 1.0). The optimizer with its
-# layer-decay groups comes
-# from optim_wrapper (type DeepSpeedOptimWrapper) and reaches DeepSpeed as the client optimizer.
+# DeepSpeed ZeRO stage 1 (optimizer states sharded) through mmengine's FlexibleRunner (the runtimes'
+# CrashSafeRunner builds it when a strategy is named; SafeDeepSpeedStrategy reads checkpoints without
+# unpickling code and runs the checkpoint hooks), with the reference's settings (reduce bucket 5e8,
+# overlap_comm, gradient clipping 1.0). The optimizer with its layer-decay groups comes from
+# optim_wrapper (type DeepSpeedOptimWrapper) and reaches DeepSpeed as the client optimizer.
 # Precision: fp32 optimizer; a leaf adds bf16 (see the *_ds-zero*-bf16 recipes) or keeps fp32 heads
 # behind a bf16 backbone (backbone_dtype='bfloat16').
-runner_type = 'FlexibleRunner'
 strategy = dict(
-    type='DeepSpeedStrategy',
+    type='SafeDeepSpeedStrategy',
     gradient_clipping=1.0,
     zero_optimization=dict(
         stage=1,

@@ -22,8 +22,8 @@ from torch import Tensor
 
 from internvl.utils.sliding import slide_windows
 
-from mmengine_custom.hooks import BadDataError
-from mmengine_custom.models.utils import cast_to_consumer
+from internvl_mmlab.errors import BadDataError
+from internvl_mmlab.precision import cast_to_consumer
 
 
 def check_labels(data_samples: list, num_classes: int, ignore_index: int) -> None:

@@ -1,0 +1,8 @@
+# mask-rcnn_internvit-6b-224px_8xb2-1x_coco.py (full fine-tuning) with ViTDet's simple feature pyramid as
+# the neck (models/mask-rcnn_internvit-sfp.py among the bases): no published number. Layer decay 0.95,
+# drop path 0.4, activation checkpointing; AdamW 1e-4, wd 0.05, batch 16 (8 GPUs x 2); DeepSpeed ZeRO-1 fp16.
+_base_ = ['../../_base_/models/mask-rcnn_internvit-sfp.py', 'mmdet::_base_/datasets/coco_instance.py',
+          '../../_base_/det_runtime.py', '../../_base_/schedules/schedule_1x_adamw_deepspeed.py',
+          '../../_base_/strategies/deepspeed_zero1_fp16.py']
+model = dict(backbone=dict(drop_path_rate=0.4, with_cp=True, pretrained='pretrained/InternViT-6B-224px'))
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.95))

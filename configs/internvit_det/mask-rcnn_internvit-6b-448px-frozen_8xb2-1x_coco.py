@@ -1,5 +1,0 @@
-# mask-rcnn_internvit-6b-224px-frozen_8xb2-1x_coco.py for InternViT-6B-448px (45 blocks, 32x32 position grid): no
-# published number.
-_base_ = ['./mask-rcnn_internvit-6b-224px-frozen_8xb2-1x_coco.py']
-model = dict(backbone=dict(arch=dict(num_layers=45, img_size=512), out_indices=[44],
-                           pretrained='pretrained/InternViT-6B-448px-V1-5'))
