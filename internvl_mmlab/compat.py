@@ -14,15 +14,18 @@ this module rebinds a library's attribute.
 1. **DeepSpeed's optimizers** (mmengine 0.10.7 with deepspeed >= 0.19.7). mmengine's
    ``register_deepspeed_optimizers``, called inside ``DeepSpeedStrategy.__init__``, imports
    ``deepspeed.runtime.fp16.onebit``, which deepspeed 0.19.7 removed; it now registers the
-   optimizers that exist.
+   optimizers that exist. Upstream: no mmengine release or issue covers it yet (mmengine 0.10.7 is the
+   last release); pinning deepspeed <= 0.19.6 is the alternative.
 2. **Process groups on the CPU** (mmengine 0.10.7). ``init_dist`` calls ``torch.cuda.set_device``
    even without a GPU; it is called by the Runner and by every strategy, so one patch covers them. A
    CPU backend (``env_cfg.dist_cfg.backend='gloo'``, the tools' ``--cpu``) now starts without a
    device, and says so in the log; a GPU backend (nccl, ...) with no GPU visible is an error naming the
-   setting: a GPU node with a broken CUDA must not start a 6B job on the CPU.
+   setting: a GPU node with a broken CUDA must not start a 6B job on the CPU. Upstream: mmengine
+   0.10.7's ``mmengine/dist/utils.py``; no issue or release covers CPU process groups.
 3. **DeepSpeed's ``zero_to_fp32``** (the release of a DeepSpeed checkpoint) unpickles with
    ``weights_only=False``; ``safe_zero_to_fp32`` hands it ``load_torch_file`` for the duration of one
-   release (a context manager: not applied on import).
+   release (a context manager: not applied on import). Upstream: deepspeed 0.19.8's
+   ``deepspeed/utils/zero_to_fp32.py``, which takes no loader.
 
 mmseg 1.2.2's own ``tools/analysis_tools/get_flops.py`` passes both ``input_shape`` and ``inputs``: a
 bug in a script, not in a library we call, so it has no workaround here; ``tools/analysis/get_flops.py``

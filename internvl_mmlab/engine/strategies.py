@@ -7,6 +7,11 @@
 - ``ResumableFSDPStrategy``: mmengine 0.10.7 passes ``FSDP.optim_state_dict_to_load`` its arguments in
   the pre-2.0 order (state dict first), so an FSDP resume fails on current torch (TypeError
   "unhashable type: 'dict'"); this one passes (model, optimizer, state dict).
+
+``SafeDeepSpeedStrategy`` is the type of ``configs/_base_/strategies/deepspeed_zero1.py`` (every DeepSpeed
+recipe); ``ResumableFSDPStrategy`` is for an FSDP config (none ships). ``tests/openmmlab/test_compat.py``
+runs mmengine's FSDP resume with ours and with mmengine's own class; ``test_safe_loading.py`` and
+``test_crash_safety.py`` resume DeepSpeed runs through ours.
 """
 from typing import Any, Callable, Optional
 

@@ -1,7 +1,7 @@
 """One AdamW step of a small MLP through DeepSpeed ZeRO-1 on the CPU, for
-tests/test_precision.py::test_deepspeed_fp16_autocast_clips_scaled_gradients:
+tests/openmmlab/test_precision.py::test_deepspeed_fp16_autocast_clips_scaled_gradients:
 
-    python tests/deepspeed_clip_step.py PRECISION GRADIENT_CLIPPING   # PRECISION: fp32 | fp16 | bf16
+    python tests/helpers/deepspeed_clip_step.py PRECISION GRADIENT_CLIPPING   # PRECISION: fp32 | fp16 | bf16
 
 fp16 / bf16 are the strategies of configs/_base_/strategies/deepspeed_zero1_{fp16,bf16}.py (every
 parameter cast; fp16 with its dynamic loss scale, started low enough here that the step is applied).

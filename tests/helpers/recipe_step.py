@@ -1,7 +1,7 @@
 """One training step and one validation step of each given config, shrunk to the CPU, in one process
-(for tests/test_precision.py and tests/test_det_training.py):
+(for tests/openmmlab/test_precision.py and tests/det/test_det_training.py):
 
-    python tests/recipe_step.py DATA_ROOT WORK_ROOT CONFIG[::key=value;...] ...
+    python tests/helpers/recipe_step.py DATA_ROOT WORK_ROOT CONFIG[::key=value;...] ...
 
 DATA_ROOT holds the synthetic ADE20K-layout data in ade/ and the COCO-layout data in coco/. The recipe
 stays what it is (strategy, precision, frozen or trained backbone, layer decay, heads, with_cp, window
