@@ -21,6 +21,7 @@ from internvl.utils.dist import single_process_env
 
 from .engine.checkpoint import load_local_checkpoint
 from .engine.release import is_deepspeed_checkpoint
+from .engine.runners import is_deepspeed_strategy
 from .errors import DataRootError, ModelConfigError
 
 TASKS = ('mmseg', 'mmdet')
@@ -177,12 +178,12 @@ def checkpoint_exists(path: str) -> bool:
 
 
 def for_evaluation(cfg: Config) -> Config:
-    """``cfg`` evaluated on mmengine's Runner: a DeepSpeed or FSDP ``strategy`` only trains (its
-    optimizer sharding and loss scaling have nothing to do at test time), and the plain Runner loads
-    any checkpoint, a DeepSpeed directory included. The model keeps its own dtypes (fp32, a frozen ViT
+    """``cfg`` evaluated on the plain runner (``CrashSafeRunner``, mmengine's Runner): a DeepSpeed or FSDP
+    ``strategy`` only trains (its optimizer sharding and loss scaling have nothing to do at test time),
+    and the plain runner loads any checkpoint, a DeepSpeed directory included. The model keeps its own dtypes (fp32, a frozen ViT
     in ``backbone_dtype``)."""
     if cfg.get('strategy'):
-        print_log(f"evaluating on mmengine's Runner (strategy {cfg.strategy.get('type')} is for training)",
+        print_log(f"evaluating on the plain runner (strategy {cfg.strategy.get('type')} is for training)",
                   logger='current')
         cfg.strategy = None
         cfg.runner_type = 'CrashSafeRunner'
@@ -191,8 +192,7 @@ def for_evaluation(cfg: Config) -> Config:
 
 def apply_amp(cfg: Config, cuda: bool) -> str:
     """``tools/train.py --amp``: ``PortableAmpOptimWrapper`` (mmengine's ``AmpOptimWrapper``, autocast +
-    loss scaling, which also runs on the CPU) in the dtype
-    the task's kernels take, returned. On a GPU: fp16 for detection (the reference's precision; mmcv's
+    loss scaling, which also runs on the CPU) in the dtype the task's kernels take, returned. On a GPU: fp16 for detection (the reference's precision; mmcv's
     RoIAlign and deformable-attention kernels take fp32 and fp16), bf16 for segmentation where the GPU
     has it (the reference's; fp16 otherwise); on the CPU: bf16 (autocast's CPU dtype). A dtype the
     config already gives ``optim_wrapper`` is kept. A DeepSpeed recipe is refused: its precision is its
@@ -222,13 +222,6 @@ def _log_short_runs(cfg: Config) -> None:
                   f'logger interval {interval}', logger='current')
 
 
-def is_deepspeed(cfg: Config) -> bool:
-    """Whether ``cfg`` trains under DeepSpeed (mmengine's ``DeepSpeedStrategy`` or a subclass)."""
-    strategy_type = (cfg.get('strategy') or {}).get('type', '')
-    name = strategy_type if isinstance(strategy_type, str) else strategy_type.__name__
-    return name.endswith('DeepSpeedStrategy')
-
-
 def build_runner(cfg: Config, console_summary: bool = True) -> Runner:
     """The runner the config names (``runner_type``; the runtimes' ``CrashSafeRunner`` builds mmengine's
     FlexibleRunner for a config with a ``strategy``), with its hooks, loops and strategy as the config
@@ -236,7 +229,7 @@ def build_runner(cfg: Config, console_summary: bool = True) -> Runner:
     ``console_summary=False``: the plain runner's setup summary goes to the log file only
     (``QuietSetupRunner``)."""
     _log_short_runs(cfg)
-    if is_deepspeed(cfg) and cfg.launcher == 'none':
+    if is_deepspeed_strategy((cfg.get('strategy') or {}).get('type')) and cfg.launcher == 'none':
         single_process_env()
         cfg.launcher = 'pytorch'
     if not console_summary and cfg.get('runner_type') == 'CrashSafeRunner' and not cfg.get('strategy'):

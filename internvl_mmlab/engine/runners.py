@@ -26,8 +26,9 @@ from mmengine.runner import FlexibleRunner, Runner
 from mmengine.runner.utils import _get_batch_size
 
 
-def _is_deepspeed(strategy_type: Any) -> bool:
-    """Whether a strategy ``type`` (a registered name or a class) is mmengine's DeepSpeed strategy or a subclass."""
+def is_deepspeed_strategy(strategy_type: Any) -> bool:
+    """Whether a strategy ``type`` (a registered name or a class) is mmengine's DeepSpeed strategy or a
+    subclass of it (``SafeDeepSpeedStrategy``)."""
     cls = STRATEGIES.get(strategy_type) if isinstance(strategy_type, str) else strategy_type
     return isinstance(cls, type) and issubclass(cls, DeepSpeedStrategy)
 
@@ -96,7 +97,7 @@ class CrashSafeFlexibleRunner(FlexibleRunner):
 
     def __init__(self, *args: Any, strategy: Optional[dict] = None, train_dataloader: Any = None,
                  **kwargs: Any) -> None:
-        if isinstance(strategy, dict) and _is_deepspeed(strategy.get('type')):
+        if isinstance(strategy, dict) and is_deepspeed_strategy(strategy.get('type')):
             # DeepSpeed needs the batch per GPU; mmengine sets it for its own class name only
             strategy = dict(strategy, train_micro_batch_size_per_gpu=(
                 1 if train_dataloader is None else _get_batch_size(train_dataloader)))

@@ -30,6 +30,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from internvl_mmlab.engine.runners import is_deepspeed_strategy
+
 GIB = 2 ** 30
 DEEPSPEED_BUCKET_DEFAULTS = dict(reduce_bucket_size=5e8, allgather_bucket_size=5e8, overlap_comm=False,
                                  stage3_prefetch_bucket_size=5e7)
@@ -102,7 +104,7 @@ def strategy_settings(cfg: Any) -> tuple[int, bool, bool, Buckets]:
     """(ZeRO stage, DeepSpeed half precision, optimizer offload, buckets) of a config; a config without
     a DeepSpeed strategy is stage 0 without buckets."""
     strategy = cfg.get('strategy') or {}
-    if not str(strategy.get('type', '')).endswith('DeepSpeedStrategy'):  # mmengine's or SafeDeepSpeedStrategy
+    if not is_deepspeed_strategy(strategy.get('type')):
         return 0, False, False, Buckets()
     zero = {**DEEPSPEED_BUCKET_DEFAULTS, **(strategy.get('zero_optimization') or {})}
     half = any((strategy.get(k) or {}).get('enabled', False) for k in ('bf16', 'fp16'))
