@@ -180,8 +180,8 @@ def checkpoint_exists(path: str) -> bool:
 def for_evaluation(cfg: Config) -> Config:
     """``cfg`` evaluated on the plain runner (``CrashSafeRunner``, mmengine's Runner): a DeepSpeed or FSDP
     ``strategy`` only trains (its optimizer sharding and loss scaling have nothing to do at test time),
-    and the plain runner loads any checkpoint, a DeepSpeed directory included. The model keeps its own dtypes (fp32, a frozen ViT
-    in ``backbone_dtype``)."""
+    and the plain runner loads any checkpoint, a DeepSpeed directory included. The model keeps its own
+    dtypes (fp32, a frozen ViT in ``backbone_dtype``)."""
     if cfg.get('strategy'):
         print_log(f"evaluating on the plain runner (strategy {cfg.strategy.get('type')} is for training)",
                   logger='current')
@@ -192,10 +192,10 @@ def for_evaluation(cfg: Config) -> Config:
 
 def apply_amp(cfg: Config, cuda: bool) -> str:
     """``tools/train.py --amp``: ``PortableAmpOptimWrapper`` (mmengine's ``AmpOptimWrapper``, autocast +
-    loss scaling, which also runs on the CPU) in the dtype the task's kernels take, returned. On a GPU: fp16 for detection (the reference's precision; mmcv's
-    RoIAlign and deformable-attention kernels take fp32 and fp16), bf16 for segmentation where the GPU
-    has it (the reference's; fp16 otherwise); on the CPU: bf16 (autocast's CPU dtype). A dtype the
-    config already gives ``optim_wrapper`` is kept. A DeepSpeed recipe is refused: its precision is its
+    loss scaling, which also runs on the CPU) in the dtype the task's kernels take, returned. On a GPU:
+    fp16 for detection (the reference's precision; mmcv's RoIAlign and deformable-attention kernels take
+    fp32 and fp16), bf16 for segmentation where the GPU has it (the reference's; fp16 otherwise); on the
+    CPU: bf16 (autocast's CPU dtype). A dtype the config already gives ``optim_wrapper`` is kept. A DeepSpeed recipe is refused: its precision is its
     strategy's (``strategy.fp16`` / ``strategy.bf16``)."""
     if cfg.get('strategy') or cfg.optim_wrapper.get('type') == 'DeepSpeedOptimWrapper':
         raise ValueError('--amp does not apply to a DeepSpeed recipe: its precision is the strategy\'s '

@@ -1,13 +1,15 @@
 """Checkpoints as our runs read them: safely, and only complete ones.
 
-- ``load_local_checkpoint`` is mmengine's loader for local files (``register_safe_loading``, run when
+- ``load_local_checkpoint`` is mmengine's loader for local files without unpickling code: a pickle is
+  read through the core's ``load_torch_file``, which allows tensors, numpy data and the inert classes
+  of ``checkpoint_classes`` (what mmengine's and DeepSpeed's checkpoints pickle) and refuses anything
+  else by name; a ``.safetensors`` file reads as ``{'state_dict': ...}``; a DeepSpeed checkpoint
+  directory is released in memory (``release.py``). ``register_safe_loading``, run when
   ``internvl_mmlab`` is imported, registers it with mmengine's ``CheckpointLoader``: mmengine's own
   loader calls ``torch.load`` without ``weights_only``, so since torch 2.6 it cannot read mmengine's
-  checkpoints, whose meta pickles message-hub objects; mmengine issue #1655), without unpickling code: a pickle is read through the core's
-  ``load_torch_file``, which allows tensors, numpy data and the inert classes of ``checkpoint_classes``
-  (what mmengine's and DeepSpeed's checkpoints pickle) and refuses anything else by name; a
-  ``.safetensors`` file reads as ``{'state_dict': ...}``; a DeepSpeed checkpoint directory is released
-  in memory (``release.py``).
+  checkpoints, whose meta pickles message-hub objects (mmengine issue #1655).
+- ``backbone_from_run_config`` reads the ViT a run trained from the config it saved (registered with
+  the core's checkpoint reader by ``internvl_mmlab.models``).
 - ``resumable_checkpoint(work_dir)`` picks what ``--resume`` resumes: ``last_checkpoint``'s target and
   every ``iter_N`` / ``epoch_N`` of the work dir, newest first, each checked (every zip member's CRC;
   a DeepSpeed directory's model-states file). A bad one is reported by name and the previous one used.
