@@ -195,8 +195,8 @@ def apply_amp(cfg: Config, cuda: bool) -> str:
     loss scaling, which also runs on the CPU) in the dtype the task's kernels take, returned. On a GPU:
     fp16 for detection (the reference's precision; mmcv's RoIAlign and deformable-attention kernels take
     fp32 and fp16), bf16 for segmentation where the GPU has it (the reference's; fp16 otherwise); on the
-    CPU: bf16 (autocast's CPU dtype). A dtype the config already gives ``optim_wrapper`` is kept. A DeepSpeed recipe is refused: its precision is its
-    strategy's (``strategy.fp16`` / ``strategy.bf16``)."""
+    CPU: bf16 (autocast's CPU dtype). A dtype the config already gives ``optim_wrapper`` is kept. A
+    DeepSpeed recipe is refused: its precision is its strategy's (``strategy.fp16`` / ``strategy.bf16``)."""
     if cfg.get('strategy') or cfg.optim_wrapper.get('type') == 'DeepSpeedOptimWrapper':
         raise ValueError('--amp does not apply to a DeepSpeed recipe: its precision is the strategy\'s '
                          '(strategy.fp16 / strategy.bf16, see configs/_base_/strategies/)')

@@ -127,7 +127,8 @@ class _TorchWithSafeLoad:
 @contextlib.contextmanager
 def safe_zero_to_fp32() -> Iterator[Any]:
     """DeepSpeed's ``zero_to_fp32`` module, reading through ``load_torch_file`` while the context lasts
-    (deepspeed 0.19.8: its ``torch.load`` calls pass ``weights_only=False``, and it takes no loader). Scoped, not installed: nothing else sees the change."""
+    (deepspeed 0.19.8: its ``torch.load`` calls pass ``weights_only=False``, and it takes no loader).
+    Scoped, not installed: nothing else sees the change."""
     from deepspeed.utils import zero_to_fp32
     original = zero_to_fp32.torch
     zero_to_fp32.torch = _TorchWithSafeLoad()

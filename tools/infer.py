@@ -12,6 +12,7 @@ from mmengine.config import DictAction
 import internvl_mmlab  # noqa: F401  (the engine and the workarounds)
 from internvl.apis import check_device, check_images
 from internvl.checkpoint import CheckpointError
+from internvl.models.linear import set_cpu_linear_backend
 from internvl_mmlab.cli import checkpoint_exists, config_task, load_config, verify_checkpoint
 
 
@@ -30,6 +31,7 @@ def main() -> int:
     parser.add_argument('--non-strict', action='store_true',
                         help='load the checkpoint as mmengine does: missing / unexpected weights only warned about')
     args = parser.parse_args()
+    set_cpu_linear_backend()  # the CPU inference back-end, as every tool chooses it (INTERNVL_CPU_LINEAR)
     if not checkpoint_exists(args.checkpoint):
         print(f'error: checkpoint not found: {args.checkpoint} (a file, or a DeepSpeed checkpoint directory)',
               file=sys.stderr)

@@ -18,8 +18,8 @@ Detection options (ViTDet, Li et al. ECCV 2022): ``window_size`` > 0 makes every
 grid padded to a multiple of the window, the padding masked out); the cls token skips windowed blocks
 (it is carried through them unchanged). ``use_cls_token=False`` drops the cls token and its position
 entry altogether; a checkpoint's are then discarded on load. A patch of 16 from the 14-pixel
-checkpoints is an arch dict with ``patch_size=16`` (and ``img_size=256``, the same 16x16 grid as
-224px): the loader resizes the kernel and the position embedding.
+checkpoints is a ``-p16`` preset (``internvl.arch``: ``patch_size=16`` with the image size that keeps
+the grid, 256 for 224px): the loader resizes the kernel and the position embedding.
 
 Weights: construction never reads files; ``init_weights()`` initialises them and, when
 ``pretrained`` is set, loads that checkpoint in any published format (see ``internvl.checkpoint``).

@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..cli import config_task, wrapped_datasets
 
+
 @dataclass
 class DatasetReport:
     name: str

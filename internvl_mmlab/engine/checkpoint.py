@@ -113,11 +113,11 @@ def _literal(node: ast.AST) -> Any:
 
 
 def backbone_from_run_config(obj: dict, metadata: dict[str, str]) -> Optional[dict[str, Any]]:
-    """``model.backbone`` of the mmengine run that saved a checkpoint (registered with the core by
-    ``internvl_mmlab.models``, so that ``pretrained=``, ``convert_checkpoint`` and ``extract_features`` build the
-    ViT the run trained) (its config text is the ``cfg`` of
-    the checkpoint's ``meta``; a DeepSpeed release keeps that meta as JSON in the metadata), parsed as
-    Python literals without executing it; None when the checkpoint carries no such config."""
+    """``model.backbone`` of the mmengine run that saved a checkpoint, from the config text that is the
+    ``cfg`` of the checkpoint's ``meta`` (a DeepSpeed release keeps that meta as JSON in the metadata),
+    parsed as Python literals without executing it; None when the checkpoint carries no such config.
+    ``internvl_mmlab.models`` registers it with the core's checkpoint reader, so that ``pretrained=``,
+    ``convert_checkpoint`` and ``extract_features`` build the ViT the run trained."""
     meta = obj.get('meta') if isinstance(obj.get('meta'), dict) else None
     if meta is None and 'meta' in metadata:
         try:

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import torch
 from mmengine._strategy import DeepSpeedStrategy
-from mmengine.dist import broadcast, get_world_size
+from mmengine.dist import all_gather_object, broadcast, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from torch import nn
@@ -78,7 +78,6 @@ def rng_state() -> dict:
 
 def all_ranks_rng_state() -> list[dict]:
     """Every rank's ``rng_state()``, by rank (a collective: every rank must call it)."""
-    from mmengine.dist import all_gather_object, get_world_size
     return all_gather_object(rng_state()) if get_world_size() > 1 else [rng_state()]
 
 
@@ -87,7 +86,6 @@ def own_rng_state(saved: Any) -> Optional[dict]:
     ranks), or the one state older checkpoints hold."""
     if not isinstance(saved, list):
         return saved
-    from mmengine.dist import get_rank
     rank = get_rank()
     return saved[rank] if rank < len(saved) else saved[0]
 
@@ -115,7 +113,6 @@ class ResumeRNGHook(Hook):
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Optional[Any] = None,
                          outputs: Optional[Any] = None) -> None:
-        from mmengine.dist import get_world_size
         if get_world_size() > 1:
             self._states = all_ranks_rng_state()
 

@@ -6,7 +6,6 @@ from mmengine.registry import MODELS
 from internvl.checkpoint import register_arch_reader, register_prefix
 
 from ..engine.checkpoint import backbone_from_run_config
-
 from .backbone import InternViTBackbone
 from .vit_adapter import InternViTAdapter
 

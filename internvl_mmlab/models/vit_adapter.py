@@ -191,7 +191,7 @@ class InternViTAdapter(InternViTBackbone):
     """InternViT + ViT-Adapter: images [B, 3, H, W] (H, W multiples of 32) -> four maps [B, D, H/s, W/s]
     at strides s = 4, 8, 16, 32 (D = ``embed_dims``).
 
-    Args: those of ``InternViTBackbone`` (``arch`` with ``patch_size=16``; ``out_indices`` and
+    Args: those of ``InternViTBackbone`` (``arch`` a ``-p16`` preset or ``patch_size=16``; ``out_indices`` and
     ``with_fpn`` do not apply) plus ``interaction_indexes`` (``[first, last]`` block ranges, inclusive,
     in order, covering every block without gaps), ``conv_inplane`` (stem width), ``n_points``,
     ``deform_num_heads``, ``deform_ratio``, ``init_values`` (injector gamma), ``cffn_ratio``,
@@ -211,7 +211,8 @@ class InternViTAdapter(InternViTBackbone):
         super().__init__(arch, drop_path_rate=drop_path_rate, use_cls_token=use_cls_token, **vit_kwargs)
         if self.vit.patch_size != VIT_STRIDE:
             raise ValueError(f'InternViTAdapter: the ViT patch must be {VIT_STRIDE}, got {self.vit.patch_size} '
-                             f"(set patch_size=16 and img_size=256 in the arch dict; 14-pixel kernels are resized on load)")
+                             f"(use a -p16 preset, e.g. arch='internvit-6b-224px-p16'; 14-pixel kernels are "
+                             f"resized on load)")
         self.interaction_indexes = self._check_interactions(interaction_indexes, self.vit.num_layers)
         self.add_vit_feature = add_vit_feature
         dim = self.vit.embed_dims

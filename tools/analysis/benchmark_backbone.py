@@ -22,6 +22,7 @@ import torch  # noqa: E402
 
 from internvl import InternViT  # noqa: E402
 from internvl.checkpoint import convert_transformers  # noqa: E402
+from internvl.models.linear import set_cpu_linear_backend  # noqa: E402
 from internvl.analysis.profiling import (count_flops, interleaved_times, matmul_peak_gflops, median,  # noqa: E402
                                       print_rates, training_step_memory)
 
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument('--mem-batch', type=int, nargs='+', default=[8, 16],
                         help='batches of the training-step memory figure')
     args = parser.parse_args()
+    set_cpu_linear_backend()  # the CPU inference back-end, as every tool chooses it (INTERNVL_CPU_LINEAR)
     torch.manual_seed(0)
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; config: width {args.width}, depth '
           f'{args.depth}, heads {args.heads}, {args.img}px, batch {args.batch}, fp32')

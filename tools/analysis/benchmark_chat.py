@@ -21,6 +21,7 @@ import torch
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from internvl.models import InternVLChatModel, load_tokenizer  # noqa: E402
+from internvl.models.linear import set_cpu_linear_backend  # noqa: E402
 from internvl.testing import make_native_chat_folder  # noqa: E402
 from internvl.analysis.profiling import interleaved_times, median  # noqa: E402
 
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument('--images', type=int, default=8)
     parser.add_argument('--repeats', type=int, default=3)
     args = parser.parse_args()
+    set_cpu_linear_backend()  # the CPU inference back-end, as every tool chooses it (INTERNVL_CPU_LINEAR)
     vision = dict(hidden_size=args.vision_width, num_hidden_layers=args.vision_depth, num_attention_heads=8,
                   intermediate_size=4 * args.vision_width, image_size=args.tile, patch_size=14)
     folder = tempfile.mkdtemp(prefix='benchmark-chat-')

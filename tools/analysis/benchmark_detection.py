@@ -16,6 +16,7 @@ import torch
 
 import mmdet_custom  # noqa: F401  (the backbones in mmdet's registry)
 from internvl.analysis.profiling import interleaved_times, median
+from internvl.models.linear import set_cpu_linear_backend
 from mmdet.registry import MODELS
 
 
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--vitb-img', type=int, default=512, help='input side of the ViT-B-sized adapter figure')
     args = parser.parse_args()
+    set_cpu_linear_backend()  # the CPU inference back-end, as every tool chooses it (INTERNVL_CPU_LINEAR)
     torch.manual_seed(0)
     images = torch.randn(args.batch, 3, args.img, args.img)
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads; {args.img}x{args.img}, batch {args.batch}, '

@@ -18,6 +18,7 @@ from mmengine.registry import init_default_scope
 
 import mmseg_custom  # noqa: F401
 from internvl.analysis.profiling import interleaved_times, print_rates
+from internvl.models.linear import set_cpu_linear_backend
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmengine.structures import PixelData
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--batch', type=int, default=1, help='images per slide-inference call')
     args = parser.parse_args()
+    set_cpu_linear_backend()  # the CPU inference back-end, as every tool chooses it (INTERNVL_CPU_LINEAR)
     init_default_scope('mmseg')
     torch.manual_seed(0)
     cfg = Config.fromfile(str(DEMO))
