@@ -3,12 +3,15 @@
 - ``resample_pos_embed``: bicubic interpolation of the patch-grid part of an absolute position
   embedding (the cls entry is kept), computed in fp32 and returned in the input dtype. The same
   function serves at run time (any input size) and when a checkpoint of another grid is loaded.
+- ``fit_pos_embed``: a position embedding of any square grid (a checkpoint's) -> the grid a model
+  holds, resampled by ``resample_pos_embed``, or refused when its entries are no square grid.
 - ``resample_patch_embed``: resizes a patch-embedding kernel (14x14 -> 16x16 for the detection
   recipe) by the pseudo-inverse resize of FlexiViT (Beyer et al., CVPR 2023), which keeps the
   token of an up-sampled patch equal to the original one, <resize(x), w_new> = <x, w>, rather than
   interpolating the weights themselves.
 """
 from functools import lru_cache
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +32,21 @@ def resample_pos_embed(pos_embed: torch.Tensor, src_grid: tuple[int, int],
     grid = F.interpolate(grid, size=tuple(dst_grid), mode='bicubic', align_corners=False)
     grid = grid.permute(0, 2, 3, 1).flatten(1, 2).to(pos_embed.dtype)
     return torch.cat([prefix, grid], dim=1)
+
+
+def fit_pos_embed(pos_embed: torch.Tensor, dst_grid: tuple[int, int], num_prefix_tokens: int,
+                  source: str) -> tuple[torch.Tensor, Optional[tuple[int, int]]]:
+    """A checkpoint's ``pos_embed`` [1, prefix + S*S, C] -> the model's grid ``dst_grid``: (the embedding,
+    the square grid it was resampled from, or None when it already fits). Entries that are not
+    ``num_prefix_tokens`` plus a square grid are a ``ValueError`` naming ``source`` and ``pos_embed``."""
+    entries = pos_embed.shape[1] - num_prefix_tokens
+    if entries == dst_grid[0] * dst_grid[1]:
+        return pos_embed, None
+    side = round(max(entries, 0) ** 0.5)
+    if entries <= 0 or side * side != entries:
+        raise ValueError(f'{source}: pos_embed has {pos_embed.shape[1]} entries, which is not {num_prefix_tokens} '
+                         f'+ a square grid (the model holds {num_prefix_tokens} + {dst_grid[0]}x{dst_grid[1]})')
+    return resample_pos_embed(pos_embed, (side, side), dst_grid, num_prefix_tokens), (side, side)
 
 
 @lru_cache(maxsize=8)

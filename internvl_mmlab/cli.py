@@ -10,13 +10,15 @@ import re
 from typing import Optional
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS, DefaultScope
 from mmengine.runner import Runner
 
-from internvl.checkpoint import check_state_dict
+from internvl.checkpoint import CheckpointError, check_state_dict
+from internvl.models import InternViT
 from internvl.models.linear import set_cpu_linear_backend
+from internvl.pos_embed import fit_pos_embed
 from internvl.utils.dist import single_process_env
 
 from .engine.checkpoint import load_local_checkpoint
@@ -161,15 +163,61 @@ def build_model_on_meta(cfg: Config) -> torch.nn.Module:
         raise ModelConfigError(f'model: {message}') from None
 
 
-def verify_checkpoint(cfg: Config, checkpoint: str) -> None:
+def verify_checkpoint(cfg: Config, checkpoint: str) -> bool:
     """Fail (``CheckpointError``) unless ``checkpoint`` holds exactly the weights of ``cfg.model``: the
     missing and unexpected keys and the shape mismatches are listed. The model is built on the meta
-    device (no memory, no weights read); the checkpoint is read safely and memory-mapped."""
+    device (no memory, no weights read); the checkpoint is read safely and memory-mapped, through the
+    adapters of other code bases' layouts (``load_local_checkpoint``). A ``pos_embed`` of another square
+    grid is resampled on load (logged here). True when the checkpoint lacks exactly the backbone's ViT,
+    the config freezes it and ``model.backbone.pretrained`` names it (a release of a frozen backbone):
+    load that too (``load_pretrained_backbone``)."""
     model = build_model_on_meta(cfg)
     ckpt = load_local_checkpoint(checkpoint, map_location='cpu', mmap=True)  # the runner reads it again
     state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     state_dict = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}  # as mmengine's loader
-    check_state_dict(model.state_dict(), state_dict, f'{checkpoint} (for the model of the config)')
+    source = f'{checkpoint} (for the model of the config)'
+    _fit_pos_embeds(model, state_dict, source)
+    expected = model.state_dict()
+    missing, unexpected = check_state_dict(expected, state_dict, source, strict=False)
+    vit_keys = {k for k in expected if k.startswith('backbone.vit.')}
+    backbone = cfg.model.get('backbone') or {}
+    pretrained = backbone.get('pretrained') if backbone.get('frozen') else None  # a trained ViT is the checkpoint's
+    if missing and set(missing) == vit_keys and pretrained and not unexpected:
+        print_log(f'{checkpoint}: holds no backbone ViT weights (a frozen backbone left out of the release): '
+                  f'they are read from model.backbone.pretrained = {pretrained}', logger='current')
+        return True
+    if missing or unexpected:
+        hint = ''
+        if vit_keys and vit_keys <= set(missing) and not pretrained:
+            hint = (' (the backbone ViT is missing: set model.backbone.pretrained to its checkpoint)'
+                    if backbone.get('frozen') else ' (the backbone ViT is missing; the config trains it, so its '
+                    'weights must come from this checkpoint)')
+        raise CheckpointError(f'{source}: missing keys {missing}; unexpected keys {unexpected}{hint}')
+    return False
+
+
+def _fit_pos_embeds(model: torch.nn.Module, state_dict: dict, source: str) -> None:
+    """Check a ``pos_embed`` of another grid as every InternViT's ``load_state_dict`` will resample it."""
+    for name, module in model.named_modules():
+        key = f'{name}.pos_embed'
+        if isinstance(module, InternViT) and key in state_dict and state_dict[key].shape != module.pos_embed.shape:
+            pos = state_dict[key]
+            try:
+                state_dict[key], grid = fit_pos_embed(pos.to('meta'), module.pretrain_grid, module.num_prefix_tokens,
+                                                      f'{source}: {key}')
+            except ValueError as e:
+                raise CheckpointError(str(e)) from None
+            if grid is not None:
+                print_log(f'{key}: a {grid[0]}x{grid[1]} position grid, resampled (bicubic) to the '
+                          f'{module.pretrain_grid[0]}x{module.pretrain_grid[1]} the config holds', logger='current')
+
+
+def load_pretrained_backbone(model: torch.nn.Module) -> None:
+    """Load ``model.backbone``'s own ``pretrained`` file (for a checkpoint without its frozen ViT); the
+    model may be wrapped (DDP, a TTA model) any number of times."""
+    while not hasattr(model, 'backbone') and hasattr(model, 'module'):
+        model = model.module
+    model.backbone.init_weights()
 
 
 def checkpoint_exists(path: str) -> bool:
@@ -188,6 +236,21 @@ def for_evaluation(cfg: Config) -> Config:
         cfg.strategy = None
         cfg.runner_type = 'CrashSafeRunner'
     return cfg
+
+
+def apply_tta(cfg: Config) -> None:
+    """``tools/test.py --tta``, as mmseg's and mmdet's test tools do it: the test data through the
+    config's ``tta_pipeline``, the model wrapped in its ``tta_model``. A Mask R-CNN is refused: mmdet
+    3.x merges boxes across augmentations but not instance masks (its ``DetTTAModel`` asserts so)."""
+    if config_task(cfg) == 'mmdet' and (cfg.model.get('roi_head') or {}).get('mask_head'):
+        raise ValueError('--tta: mmdet 3.x has no test-time augmentation for instance segmentation (DetTTAModel '
+                         'merges boxes only), and this config is a Mask R-CNN')
+    missing = [key for key in ('tta_model', 'tta_pipeline') if not cfg.get(key)]
+    if missing:
+        raise ValueError(f'--tta: the config defines no {" and no ".join(missing)} (the segmentation configs '
+                         f'inherit them from configs/_base_/seg_runtime.py and their dataset _base_)')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
 
 
 def apply_amp(cfg: Config, cuda: bool) -> str:

@@ -5,7 +5,10 @@
   checked against the architecture first;
 - a DeepSpeed checkpoint directory (work_dir/iter_N.pth/, any ZeRO stage, any number of ranks) -> one
   fp32 checkpoint (DST .pth: an mmengine checkpoint; DST .safetensors) that tools/test.py and the
-  plain Runner load.
+  plain Runner load;
+- one of OpenGVLab's released segmentors (the original mmseg 0.x code's bare state dict) -> an mmseg 1.x
+  checkpoint in our segmentor's layout (DST .pth or .safetensors), with the dataset's classes in its
+  meta, that mmseg's ``init_model`` / ``MMSegInferencer`` load with our configs (``mmseg_custom.released``).
 
 Pickled files are read with weights_only=True and an allowlist of inert classes; a file that holds
 anything else is refused, naming the class. --trust-pickled-code unpickles it fully (it can run code:
@@ -49,6 +52,15 @@ def arch_argument(value: str):
                                      f'a JSON arch dict nor a config file')
 
 
+def is_released_segmentor(src: str, trust_pickled_code: bool) -> bool:
+    """An original release: a torch file holding a bare segmentor state dict (read memory-mapped)."""
+    if not src.endswith(('.pth', '.pt')) or not Path(src).is_file():
+        return False
+    from internvl.checkpoint import load_torch_file
+    from mmseg_custom.released import is_original_release
+    return is_original_release(load_torch_file(src, mmap=True, trust_pickled_code=trust_pickled_code))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='checkpoint file or directory, any supported format')
@@ -62,6 +74,9 @@ def main() -> int:
     try:
         if is_deepspeed_checkpoint(args.src):
             convert_deepspeed_checkpoint(args.src, args.dst)
+        elif is_released_segmentor(args.src, args.trust_pickled_code):
+            from mmseg_custom import convert_original_release
+            convert_original_release(args.src, args.dst, args.trust_pickled_code)
         else:
             convert_checkpoint(args.src, args.dst, arch=args.arch, trust_pickled_code=args.trust_pickled_code)
     except (CheckpointError, FileNotFoundError, ValueError) as e:

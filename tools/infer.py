@@ -1,8 +1,11 @@
-"""Predict on one image and write the painted prediction: segmentation (mmseg config) or boxes, masks and
-labels (mmdet config, through mmdet's DetInferencer):
-python tools/infer.py IMAGE CONFIG CHECKPOINT --out OUT.png [--device cpu] [--opacity 0.5] [--score-thr 0.3]
-    [--scale 1] [--cfg-options k=v ...] [--non-strict]
-CHECKPOINT: a checkpoint file or a DeepSpeed checkpoint directory (released in memory)."""
+"""Predict on one image and write a picture: the image | its ground truth (with --gt) | the prediction,
+with a legend of the classes present - segmentation (mmseg config: the classes painted over the image)
+or boxes, masks and labels (mmdet config, through mmdet's DetInferencer):
+python tools/infer.py IMAGE CONFIG CHECKPOINT --out OUT.png [--gt LABELS.png | --gt instances.json]
+    [--device cpu] [--opacity 0.5] [--score-thr 0.3] [--scale 1] [--cfg-options k=v ...] [--non-strict]
+CHECKPOINT: a checkpoint file, a DeepSpeed checkpoint directory (released in memory) or one of
+OpenGVLab's released segmentors (mapped onto the config's model; without its frozen ViT, that is read
+from model.backbone.pretrained)."""
 import argparse
 import os
 import sys
@@ -21,11 +24,13 @@ def main() -> int:
     parser.add_argument('image')
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('--out', required=True, help='output PNG: the image with the prediction painted over it')
+    parser.add_argument('--out', required=True, help='output PNG: image | ground truth | prediction, with a legend')
+    parser.add_argument('--gt', help='the ground truth: segmentation, the label-map PNG of IMAGE; detection, a COCO '
+                                     'annotation file holding IMAGE')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--opacity', type=float, default=0.5, help='segmentation: opacity of the painted classes')
     parser.add_argument('--score-thr', type=float, default=0.3, help='detection: lowest score painted')
-    parser.add_argument('--scale', type=int, default=1, help='enlarge the written picture this many times')
+    parser.add_argument('--scale', type=int, default=1, help='enlarge the panels this many times (text keeps its size)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value (xxx=yyy format)')
     parser.add_argument('--non-strict', action='store_true',
@@ -39,23 +44,25 @@ def main() -> int:
     try:
         check_images([args.image])
         check_device(args.device)
+        if args.gt is not None and not os.path.isfile(args.gt):
+            raise FileNotFoundError(f'--gt {args.gt}: no such file')
         cfg = load_config(args.config, cfg_options=args.cfg_options)
         task = config_task(cfg)
-        if not args.non_strict:
-            verify_checkpoint(cfg, args.checkpoint)
+        backbone_from_pretrained = not args.non_strict and verify_checkpoint(cfg, args.checkpoint)
+        if task == 'mmdet':
+            from mmdet_custom.apis import paint_detections
+            painted, summary = paint_detections(cfg, args.image, args.checkpoint, args.device, args.score_thr,
+                                                annotation_file=args.gt, scale=args.scale)
+        else:
+            from mmseg_custom.apis import paint_segmentation
+            painted, summary = paint_segmentation(cfg, args.image, args.checkpoint, args.device, args.opacity,
+                                                  label_map=args.gt, scale=args.scale,
+                                                  backbone_from_pretrained=backbone_from_pretrained)
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
-    if task == 'mmdet':
-        from mmdet_custom.apis import paint_detections
-        painted, summary = paint_detections(cfg, args.image, args.checkpoint, args.device, args.score_thr)
-    else:
-        from mmseg_custom.apis import paint_segmentation
-        painted, summary = paint_segmentation(cfg, args.image, args.checkpoint, args.device, args.opacity)
     from PIL import Image
     picture = Image.fromarray(painted)
-    if args.scale > 1:
-        picture = picture.resize((picture.width * args.scale, picture.height * args.scale), Image.NEAREST)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     picture.save(args.out)
     print(f'wrote {args.out}; {summary}')

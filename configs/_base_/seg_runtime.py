@@ -13,4 +13,6 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
-tta_model = dict(type='SegTTAModel')
+# tools/test.py --tta: the dataset's tta_pipeline (scales x flips), merged as mmseg's SegTTAModel merges them,
+# the slide inference of all augmentations batched together.
+tta_model = dict(type='BatchedSegTTAModel')

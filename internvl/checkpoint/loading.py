@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..arch import ARCH_PRESETS, resolve_arch
-from ..pos_embed import resample_patch_embed, resample_pos_embed
+from ..pos_embed import fit_pos_embed, resample_patch_embed
 from .formats import ARCH_READERS, VIT_OPTIONS, CanonicalCheckpoint, arch_from_config, infer_arch, to_canonical
 from .io import CheckpointError, read_config, read_weights
 
@@ -81,14 +81,13 @@ def _adapt_to_model(model: nn.Module, state_dict: dict[str, torch.Tensor], sourc
         if pos is not None:
             pos = state_dict['pos_embed'] = pos[:, 1:]
         logger.info('%s: cls token and its position entry discarded (the model has no cls token)', source)
-    prefix = model.num_prefix_tokens
     if pos is not None and pos.shape != model.pos_embed.shape and pos.shape[-1] == model.pos_embed.shape[-1]:
-        side = round((pos.shape[1] - prefix) ** 0.5)
-        if side * side != pos.shape[1] - prefix:
-            raise CheckpointError(f'{source}: pos_embed has {pos.shape[1]} entries, which is not '
-                                  f'{prefix} + a square grid')
-        state_dict['pos_embed'] = resample_pos_embed(pos, (side, side), model.pretrain_grid, prefix)
-        logger.info('%s: position embedding resampled from a %dx%d grid to %dx%d', source, side, side,
+        try:
+            state_dict['pos_embed'], src_grid = fit_pos_embed(pos, model.pretrain_grid, model.num_prefix_tokens,
+                                                              source)
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
+        logger.info('%s: position embedding resampled from a %dx%d grid to %dx%d', source, *src_grid,
                     *model.pretrain_grid)
     kernel = state_dict.get('patch_embed.proj.weight')
     target = model.patch_embed.proj.weight

@@ -10,8 +10,12 @@ Dense features: ``forward`` returns, for each index in ``out_indices``, the outp
 
 Inputs of any size are accepted: a side that is not a multiple of the patch size is zero-padded at the
 bottom / right (as mmseg's ViT does), so the maps have ``ceil(H / p) x ceil(W / p)`` cells, the last
-row / column covering the padding. The position embedding is interpolated bicubically from the
-pretrained grid at run time.
+row / column covering the padding. The position embedding is held at the grid of ``img_size`` (the
+arch's pretraining size unless given: timm's ``img_size``; the segmentation recipes hold it at the
+504 crop's 36 x 36 grid, as the original code did) and interpolated bicubically from that grid at run
+time for any other input grid. A state dict whose ``pos_embed`` has another square grid - a
+pretraining checkpoint, a segmentor released at its fine-tuning grid - is resampled (bicubic, as the
+original resampled its pretrained one) by whatever loads it, ``load_state_dict`` included, and logged.
 
 Detection options (ViTDet, Li et al. ECCV 2022): ``window_size`` > 0 makes every block not listed in
 ``global_attn_indexes`` attend within non-overlapping windows of the patch grid (``window.py``: the
@@ -34,7 +38,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..arch import ARCH_KEYS, ARCH_PRESETS, resolve_arch
 from ..checkpoint import infer_arch, load_canonical, load_pretrained, read_canonical
-from ..pos_embed import resample_pos_embed
+from ..pos_embed import fit_pos_embed, resample_pos_embed
 from .block import Block
 
 logger = logging.getLogger(__name__)
@@ -52,15 +56,18 @@ class InternViT(nn.Module):
         window_size: side of the attention windows in patches; 0 = global attention in every block.
         global_attn_indexes: blocks that keep global attention when ``window_size`` > 0.
         use_cls_token: keep the learnable cls token (False: no cls token, no position entry for it).
+        img_size: the image size whose patch grid the position embedding is held at (default: the
+            arch's ``img_size``, the pretraining one); it becomes ``self.arch['img_size']``.
     """
 
     def __init__(self, arch: Union[str, dict] = 'internvit-6b-224px', drop_path_rate: float = 0.0,
                  with_cp: bool = False, out_indices: Sequence[int] = (-1,),
                  pretrained: Optional[str] = None, window_size: int = 0,
-                 global_attn_indexes: Sequence[int] = (), use_cls_token: bool = True) -> None:
+                 global_attn_indexes: Sequence[int] = (), use_cls_token: bool = True,
+                 img_size: Optional[int] = None) -> None:
         super().__init__()
-        self.arch = resolve_arch(arch)
-        self.arch_name = arch if isinstance(arch, str) else 'custom'
+        self.arch = resolve_arch(arch if img_size is None else dict(resolve_arch(arch), img_size=img_size))
+        self.arch_name = (arch if isinstance(arch, str) else 'custom') + (f', img_size={img_size}' if img_size else '')
         a = self.arch
         self.embed_dims, self.num_layers, self.patch_size = a['embed_dims'], a['num_layers'], a['patch_size']
         self.pretrain_grid = (a['img_size'] // self.patch_size,) * 2
@@ -131,6 +138,18 @@ class InternViT(nn.Module):
         model = cls(**kwargs)
         load_canonical(model, ckpt, ckpt_arch, str(path), strict=True)
         return model
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        """``load_state_dict`` (torch's, mmengine's) with a ``pos_embed`` of another square grid: resampled
+        to the grid held here (``fit_pos_embed``), logged; other entry counts are an error naming it."""
+        key = prefix + 'pos_embed'
+        pos = state_dict.get(key)
+        if pos is not None and pos.shape[1] != self.pos_embed.shape[1] and pos.shape[-1] == self.embed_dims:
+            state_dict[key], src_grid = fit_pos_embed(pos, self.pretrain_grid, self.num_prefix_tokens,
+                                                      f'state dict entry {key}')
+            logger.info('%s: position embedding resampled from a %dx%d grid to the %dx%d held here', key,
+                        *src_grid, *self.pretrain_grid)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def no_weight_decay(self) -> set[str]:
         return {'pos_embed', 'cls_token'}

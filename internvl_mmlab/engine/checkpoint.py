@@ -8,6 +8,9 @@
   ``internvl_mmlab`` is imported, registers it with mmengine's ``CheckpointLoader``: mmengine's own
   loader calls ``torch.load`` without ``weights_only``, so since torch 2.6 it cannot read mmengine's
   checkpoints, whose meta pickles message-hub objects (mmengine issue #1655).
+- ``register_checkpoint_adapter``: a task layer's reader of checkpoints laid out by other code (the
+  segmentation layer's: OpenGVLab's released mmseg 0.x segmentors), applied by ``load_local_checkpoint``
+  to what it read, so that every loader above sees our model's layout.
 - ``backbone_from_run_config`` reads the ViT a run trained from the config it saved (registered with
   the core's checkpoint reader by ``internvl_mmlab.models``).
 - ``resumable_checkpoint(work_dir)`` picks what ``--resume`` resumes: ``last_checkpoint``'s target and
@@ -23,7 +26,7 @@ import os.path as osp
 import pickle
 import re
 import zipfile
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..errors import NothingToResumeError
 from .release import is_deepspeed_checkpoint, release_state_dict
@@ -31,6 +34,26 @@ from .release import is_deepspeed_checkpoint, release_state_dict
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
+
+# (what a file read into, its path) -> {'state_dict': ..., 'meta': ...} in our layout, or None: not its format
+CheckpointAdapter = Callable[[Any, str], Optional[dict]]
+CHECKPOINT_ADAPTERS: list[CheckpointAdapter] = []
+
+
+def register_checkpoint_adapter(adapter: CheckpointAdapter) -> None:
+    """Have ``load_local_checkpoint`` hand what it reads to ``adapter`` (tried in the order registered;
+    the first that returns a checkpoint wins). An adapter logs the layout it found, and raises
+    ``CheckpointError`` naming the file and key for a file of its format that it cannot map."""
+    if adapter not in CHECKPOINT_ADAPTERS:
+        CHECKPOINT_ADAPTERS.append(adapter)
+
+
+def _adapt(obj: Any, filename: str) -> Any:
+    for adapter in CHECKPOINT_ADAPTERS:
+        adapted = adapter(obj, filename)
+        if adapted is not None:
+            return adapted
+    return obj
 
 
 def _message_hub_getattr(obj: Any, name: str) -> Any:
@@ -64,7 +87,8 @@ def load_local_checkpoint(filename: str, map_location: Any = None, mmap: bool = 
     """mmengine's loader for local files, without unpickling code: pickles through ``load_torch_file``
     (memory-mapped with ``mmap``), safetensors files as ``{'state_dict': tensors, 'meta': ...}`` (a
     DeepSpeed release keeps the run's meta as JSON in the metadata), a DeepSpeed checkpoint directory
-    released in memory to the same (fp32, through DeepSpeed's ``zero_to_fp32``; nothing is written)."""
+    released in memory to the same (fp32, through DeepSpeed's ``zero_to_fp32``; nothing is written). A
+    file another code base laid out is mapped by the adapter registered for it."""
     from mmengine.logging import print_log
 
     from internvl.checkpoint import load_torch_file, read_weights
@@ -78,8 +102,11 @@ def load_local_checkpoint(filename: str, map_location: Any = None, mmap: bool = 
         raise FileNotFoundError(f'{filename} can not be found.')
     if filename.endswith('.safetensors'):
         state_dict, metadata, _ = read_weights(filename)
-        return {'state_dict': state_dict, 'meta': json.loads(metadata['meta']) if 'meta' in metadata else metadata}
-    return load_torch_file(filename, map_location=map_location, mmap=mmap)
+        if 'meta' in metadata:
+            return {'state_dict': state_dict, 'meta': json.loads(metadata['meta'])}
+        adapted = _adapt(state_dict, filename)
+        return {'state_dict': state_dict, 'meta': metadata} if adapted is state_dict else adapted
+    return _adapt(load_torch_file(filename, map_location=map_location, mmap=mmap), filename)
 
 
 def register_safe_loading() -> None:

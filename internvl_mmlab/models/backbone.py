@@ -35,14 +35,14 @@ from ..precision import DTYPES, cast_to_consumer
 
 class InternViTBackbone(BaseModule):
     """Args of ``internvl.models.InternViT`` (``window_size``, ``global_attn_indexes`` and
-    ``use_cls_token`` included) plus ``with_fpn``, ``fpn_norm``, ``frozen`` and ``backbone_dtype``;
+    ``use_cls_token``, ``img_size`` included) plus ``with_fpn``, ``fpn_norm``, ``frozen`` and ``backbone_dtype``;
     ``init_cfg`` is not accepted beside ``pretrained``."""
 
     def __init__(self, arch: Union[str, dict] = 'internvit-6b-224px', drop_path_rate: float = 0.0,
                  with_cp: bool = False, out_indices: Sequence[int] = (-1,), pretrained: Optional[str] = None,
                  with_fpn: bool = False, fpn_norm: str = 'LN', frozen: bool = False, backbone_dtype: str = 'float32',
                  window_size: int = 0, global_attn_indexes: Sequence[int] = (), use_cls_token: bool = True,
-                 init_cfg: Optional[dict] = None) -> None:
+                 img_size: Optional[int] = None, init_cfg: Optional[dict] = None) -> None:
         if pretrained and init_cfg:
             raise ValueError('InternViT: give either pretrained=PATH or init_cfg, not both')
         if backbone_dtype not in DTYPES:
@@ -53,7 +53,8 @@ class InternViTBackbone(BaseModule):
         super().__init__(init_cfg)
         self.vit = InternViT(arch, drop_path_rate=drop_path_rate, with_cp=with_cp, out_indices=list(out_indices),
                              pretrained=pretrained, window_size=window_size,
-                             global_attn_indexes=global_attn_indexes, use_cls_token=use_cls_token)
+                             global_attn_indexes=global_attn_indexes, use_cls_token=use_cls_token,
+                             img_size=img_size)
         self.fpn = SimpleFPN(self.vit.embed_dims, norm=fpn_norm) if with_fpn else None
         self.frozen = frozen
         self.backbone_dtype = DTYPES[backbone_dtype]

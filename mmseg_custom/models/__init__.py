@@ -1,4 +1,4 @@
 from .decode_heads import LinearProbeHead
-from .segmentors import BatchedSlideEncoderDecoder
+from .segmentors import BatchedSegTTAModel, BatchedSlideEncoderDecoder
 
-__all__ = ['BatchedSlideEncoderDecoder', 'LinearProbeHead']
+__all__ = ['BatchedSegTTAModel', 'BatchedSlideEncoderDecoder', 'LinearProbeHead']

@@ -225,3 +225,22 @@ def test_arch_dict_is_not_mutated():
     copy = dict(arch)
     InternViT(arch)
     assert arch == copy and resolve_arch(arch) is not arch
+
+
+def test_img_size_holds_the_position_grid_and_any_load_resamples_to_it():
+    """img_size (timm's): the position embedding is held at that grid, no run-time interpolation there;
+    a state dict of another square grid is resampled on load_state_dict (bicubic, as the original's
+    pretrained one), and an entry count that is no square grid is an error naming pos_embed."""
+    from internvl.pos_embed import resample_pos_embed
+    torch.manual_seed(0)
+    pretrained = InternViT('internvit-tiny-rms', out_indices=[2]).eval()  # 56 px: 4 x 4
+    fine = InternViT('internvit-tiny-rms', out_indices=[2], img_size=112).eval()  # 8 x 8
+    assert fine.pos_embed.shape == (1, 65, 64) and fine.arch['img_size'] == 112
+    fine.load_state_dict(pretrained.state_dict())
+    torch.testing.assert_close(fine.pos_embed.data, resample_pos_embed(pretrained.pos_embed.data, (4, 4), (8, 8)))
+    x = torch.randn(1, 3, 112, 112)
+    with torch.no_grad():  # at 112 px the resampled-once grid equals the run-time resampling of the 4 x 4 one
+        torch.testing.assert_close(fine(x)[0], pretrained(x)[0], rtol=1e-4, atol=1e-5)
+    broken = dict(pretrained.state_dict(), pos_embed=torch.zeros(1, 20, 64))
+    with pytest.raises(ValueError, match=r'pos_embed has 20 entries, which is not 1 \+ a square grid'):
+        fine.load_state_dict(broken)

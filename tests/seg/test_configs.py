@@ -1,5 +1,6 @@
 """Every published recipe loads, builds its model on the meta device, and carries the recipe values of
-the InternViT-6B ADE20K protocol (the published recipes), checked against a table written here."""
+the InternViT-6B ADE20K protocol (the published recipes; InternVL-MMDetSeg's COCO-Stuff-164k ones run
+the same protocol on 171 classes), checked against a table written here."""
 import re
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmseg_custom  # noqa: F401
+from internvl.models import build_on_meta
 from mmseg.registry import MODELS
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / 'configs' / 'seg' / 'internvit').glob('*.py'))
@@ -22,15 +24,19 @@ PUBLISHED = {  # (head, frozen, fraction) -> mIoU of InternViT-6B-224px
     ('linear', False, 1): 57.2, ('linear', False, 2): 55.8, ('linear', False, 4): 53.3,
     ('linear', False, 8): 50.0, ('linear', False, 16): 46.5,
 }
+DATASETS = {  # dataset in the name -> (mmseg dataset, classes, reduce_zero_label, validation images)
+    'ade20k': ('ADE20KDataset', 150, True, 'images/validation'),
+    'coco-stuff164k': ('COCOStuffDataset', 171, False, 'images/val2017'),
+}
 FEW_SHOT = {1: (80000, 1500), 2: (40000, 800), 4: (20000, 400), 8: (10000, 200), 16: (5000, 100)}
 
 
 def parse_name(path: Path, with_strategy: bool = False):
-    m = re.fullmatch(r'(linear|upernet)_(internvit-[\w-]+?)(-frozen)?_8xb2-(\d+)k_ade20k(?:-1of(\d+))?-504x504'
-                     r'(?:_ds-zero(\d)(-bf16|-amp)?(-offload)?)?\.py', path.name)
+    m = re.fullmatch(r'(linear|upernet)_(internvit-[\w-]+?)(-frozen)?_8xb2-(\d+)k_(ade20k|coco-stuff164k)(?:-1of(\d+))?'
+                     r'-504x504(?:_ds-zero(\d)(-bf16|-amp)?(-offload)?)?\.py', path.name)
     assert m, f'{path.name} does not follow {{head}}_{{backbone}}_{{gpus}}xb{{batch}}-{{schedule}}_{{dataset}}-{{crop}}'
-    head, arch, frozen, kiters, fraction, stage, precision, offload = m.groups()
-    parsed = (head, arch, bool(frozen), int(kiters) * 1000, int(fraction or 1))
+    head, arch, frozen, kiters, dataset, fraction, stage, precision, offload = m.groups()
+    parsed = (head, arch, bool(frozen), int(kiters) * 1000, int(fraction or 1), dataset)
     if not with_strategy:
         return parsed
     if stage is None and not frozen:  # every recipe that trains the backbone: DeepSpeed ZeRO-1 in bf16
@@ -39,7 +45,8 @@ def parse_name(path: Path, with_strategy: bool = False):
 
 
 def test_every_published_row_has_a_config():
-    rows = {(parse_name(p)[0], parse_name(p)[2], parse_name(p)[4], parse_name(p)[1]) for p in CONFIGS}
+    rows = {(parse_name(p)[0], parse_name(p)[2], parse_name(p)[4], parse_name(p)[1]) for p in CONFIGS
+            if parse_name(p)[5] == 'ade20k'}
     for arch in ARCHS:
         for head, frozen, fraction in PUBLISHED:
             assert (head, frozen, fraction, arch) in rows
@@ -52,11 +59,12 @@ def scope():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
 def test_recipe(path):
-    head, arch, frozen, iters, fraction, (stage, bf16, offload) = parse_name(path, with_strategy=True)
+    head, arch, frozen, iters, fraction, dataset, (stage, bf16, offload) = parse_name(path, with_strategy=True)
     width, billions, taps, probe_tap, last_tap = ARCHS[arch]
+    dataset_type, classes, reduce_zero_label, val_images = DATASETS[dataset]
     cfg = Config.fromfile(str(path))
     header = path.read_text().split('_base_')[0]
-    if arch == 'internvit-6b-224px':
+    if arch == 'internvit-6b-224px' and dataset == 'ade20k':
         assert f'mIoU {PUBLISHED[(head, frozen, fraction)]}' in header.replace('\n# ', ' ')
     else:
         assert 'no published number' in header
@@ -69,10 +77,15 @@ def test_recipe(path):
         assert cfg.model.decode_head.type == 'UPerHead' and cfg.model.decode_head.channels == 1536
         assert cfg.model.decode_head.in_channels == [width] * 4
         assert cfg.model.auxiliary_head.loss_decode.loss_weight == 0.4
+        assert cfg.model.auxiliary_head.in_index == (1 if frozen else 2)  # the original's: stride 7 / 14
+        assert cfg.model.auxiliary_head.num_classes == classes
     else:
         assert bb.out_indices == (probe_tap if frozen else last_tap)
         assert cfg.model.decode_head.type == 'LinearProbeHead' and cfg.model.decode_head.in_channels == width
-    assert cfg.model.decode_head.num_classes == 150
+    assert cfg.model.decode_head.num_classes == classes
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
+        assert loader.dataset.type == dataset_type
+    assert cfg.test_dataloader.dataset.data_prefix.img_path == val_images
     assert bb.drop_path_rate == (0.0 if frozen else 0.4)
     if frozen:
         assert bb.backbone_dtype == 'bfloat16'
@@ -109,10 +122,13 @@ def test_recipe(path):
     assert steps['RandomResize'].scale == (2016, 504) and steps['RandomResize'].ratio_range == (0.5, 2.0)
     assert steps['RandomCrop'].crop_size == (504, 504) and steps['RandomCrop'].cat_max_ratio == 0.75
     assert 'RandomFlip' in steps and 'PhotoMetricDistortion' in steps
-    assert steps['LoadAnnotations'].reduce_zero_label
+    assert steps['LoadAnnotations'].get('reduce_zero_label', False) == reduce_zero_label
     assert train.dataset.get('ann_file', '') == ('' if fraction == 1 else f'splits/ade20k_1of{fraction}.txt')
     test_steps = {t.type: t for t in cfg.test_dataloader.dataset.pipeline}
     assert test_steps['Resize'].scale == (2016, 504) and test_steps['Resize'].keep_ratio
+    assert test_steps['ResizeToMultiple'].size_divisor == 14  # the original's test pipeline
+    assert [t.type for t in cfg.test_pipeline] == [t.type for t in cfg.test_dataloader.dataset.pipeline]
+    assert cfg.tta_model.type == 'BatchedSegTTAModel' and cfg.tta_pipeline[1].type == 'TestTimeAug'
     assert cfg.model.test_cfg.mode == 'slide'
     assert cfg.model.test_cfg.crop_size == (504, 504) and cfg.model.test_cfg.stride == (322, 322)
     assert cfg.model.data_preprocessor.size == (504, 504)
@@ -120,5 +136,8 @@ def test_recipe(path):
     with torch.device('meta'):
         model = MODELS.build(cfg.model)
     vit = sum(p.numel() for p in model.backbone.vit.parameters())
-    assert vit / 1e9 == pytest.approx(billions, abs=1e-3)
+    pos = model.backbone.vit.pos_embed  # held at the 504 crop's grid (img_size=504), as the original held it
+    assert bb.img_size == 504 and pos.shape[1] == 1 + 36 * 36
+    pretrained = vit - pos.numel() + build_on_meta(bb.arch).pos_embed.numel()  # at the pretraining grid
+    assert pretrained / 1e9 == pytest.approx(billions, abs=1e-3)
     assert all(not p.requires_grad for p in model.backbone.vit.parameters()) == frozen

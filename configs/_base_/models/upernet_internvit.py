@@ -1,5 +1,5 @@
 # UperNet (mmseg's UPerHead, 1536 channels) over InternViT's simple FPN, with an auxiliary FCN head
-# (weight 0.4) on the stride-14 level.
+# (weight 0.4) on the stride-14 level (in_index 2, the full-tuning recipe's; head tuning sets 1, stride 7).
 _base_ = ['./internvit_segmentor.py']
 model = dict(
     backbone=dict(out_indices=[11, 23, 35, 47], with_fpn=True),

@@ -14,7 +14,7 @@ model = dict(
     backbone=dict(
         arch=dict(_delete_=True, embed_dims=width, num_layers=4, num_heads=3, mlp_ratio=4.0, norm_type='rms', qk_norm=True,
                   qkv_bias=False, layer_scale_init=0.1, patch_size=14, img_size=112),
-        out_indices=[0, 1, 2, 3]),
+        img_size=None, out_indices=[0, 1, 2, 3]),
     decode_head=dict(in_channels=[width] * 4, channels=64, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=width, channels=32, norm_cfg=norm_cfg),
     test_cfg=dict(crop_size=crop_size, stride=(84, 84)))
@@ -32,6 +32,16 @@ test_pipeline = [
     dict(type='Resize', scale=(112, 112), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),
+]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=(int(112 * r), int(112 * r)), keep_ratio=True) for r in [0.75, 1.0, 1.5]],
+        [dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+         dict(type='RandomFlip', prob=1.0, direction='horizontal')],
+        [dict(type='LoadAnnotations', reduce_zero_label=True)],
+        [dict(type='PackSegInputs')],
+    ]),
 ]
 train_dataloader = dict(batch_size=8, num_workers=1,
                         dataset=dict(data_root=data_root, pipeline=train_pipeline))

@@ -1,3 +1,4 @@
 from .batched_slide import BatchedSlideEncoderDecoder
+from .batched_tta import BatchedSegTTAModel
 
-__all__ = ['BatchedSlideEncoderDecoder']
+__all__ = ['BatchedSegTTAModel', 'BatchedSlideEncoderDecoder']

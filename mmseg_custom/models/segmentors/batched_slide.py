@@ -5,6 +5,8 @@ image-sized sum through a zero-padded copy of the whole image ([B, classes, H, W
 Here every crop of every image in the batch is gathered first and encoded ``test_cfg.crop_batch_size``
 at a time (default 8), and each crop's logits are added in place into its window; the sum is divided
 by the number of windows covering each pixel, exactly as mmseg does, so the result is the same.
+``slide_inference_many`` does the same for several batches of other sizes in one stream of crops: the
+test-time augmentations of ``BatchedSegTTAModel``.
 
 Two more things every InternViT segmentor needs: the features reach the neck or decode head in that
 module's dtype (``cast_to_consumer``: the precision policy), and an input whose sides are not
@@ -14,6 +16,8 @@ are cropped back, so they align with the image. And a training label outside the
 the ignore index) is an error naming its label-map file, where the loss would fail on an index
 without saying which file.
 """
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from mmseg.models.segmentors import EncoderDecoder
@@ -62,19 +66,46 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
         return super().encode_decode(padded, metas)[..., :height, :width]
 
     def slide_inference(self, inputs: Tensor, batch_img_metas: list[dict]) -> Tensor:
-        batch_size, _, height, width = inputs.shape
-        windows = slide_windows(height, width, self.test_cfg.crop_size, self.test_cfg.stride)
+        return next(self.slide_inference_many([inputs], batch_img_metas))[1]
+
+    def slide_inference_many(self, batches: list[Tensor], batch_img_metas: list[dict]) -> Iterator[tuple[int, Tensor]]:
+        """Slide inference of several batches (one per test-time augmentation, each of its own size) in
+        one stream of crops: consecutive crops of equal shape, across batches too, are encoded
+        ``crop_batch_size`` at a time. Yields (batch index, logits [B, classes, H, W]) in order, each as
+        soon as its last crop is in, so only the batches in flight hold their image-sized sums. Per
+        pixel the windows are summed in mmseg's order and divided by their count."""
         chunk = int(self.test_cfg.get('crop_batch_size', 8))
-        # [windows * B, C, h_crop, w_crop], window-major: crop i belongs to window i // B, image i % B
-        crops = torch.cat([inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in windows])
-        metas = [dict(batch_img_metas[0], img_shape=crops.shape[2:])] * chunk
-        preds = inputs.new_zeros((batch_size, self.out_channels, height, width))
-        count = inputs.new_zeros((1, 1, height, width))
-        for y1, y2, x1, x2 in windows:
+        jobs = []  # (batch, image, window), batch-major; within a batch window-major as mmseg visits them
+        for b, inputs in enumerate(batches):
+            windows = slide_windows(*inputs.shape[2:], self.test_cfg.crop_size, self.test_cfg.stride)
+            jobs += [(b, i, window) for window in windows for i in range(inputs.shape[0])]
+        last_job = {b: n for n, (b, _, _) in enumerate(jobs)}
+        preds, start, done = {}, 0, 0
+        while start < len(jobs):
+            shape = self._crop_shape(jobs[start][2])
+            stop = start + 1
+            while stop < min(start + chunk, len(jobs)) and self._crop_shape(jobs[stop][2]) == shape:
+                stop += 1
+            part = jobs[start:stop]
+            x = torch.cat([batches[b][i:i + 1, :, y1:y2, x1:x2] for b, i, (y1, y2, x1, x2) in part])
+            metas = [dict(batch_img_metas[0], img_shape=torch.Size(shape))] * len(part)
+            for (b, i, (y1, y2, x1, x2)), logit in zip(part, self.encode_decode(x, metas)):
+                if b not in preds:
+                    preds[b] = batches[b].new_zeros((batches[b].shape[0], self.out_channels, *batches[b].shape[2:]))
+                preds[b][i, :, y1:y2, x1:x2] += logit
+            start = stop
+            while done < len(batches) and last_job[done] < start:
+                yield done, preds.pop(done).div_(self._window_counts(batches[done]))
+                done += 1
+
+    @staticmethod
+    def _crop_shape(window: tuple[int, ...]) -> tuple[int, int]:
+        y1, y2, x1, x2 = window
+        return y2 - y1, x2 - x1
+
+    def _window_counts(self, inputs: Tensor) -> Tensor:
+        """[1, 1, H, W]: how many windows cover each pixel."""
+        count = inputs.new_zeros((1, 1, *inputs.shape[2:]))
+        for y1, y2, x1, x2 in slide_windows(*inputs.shape[2:], self.test_cfg.crop_size, self.test_cfg.stride):
             count[:, :, y1:y2, x1:x2] += 1
-        for start in range(0, len(crops), chunk):
-            logits = self.encode_decode(crops[start:start + chunk], metas[:min(chunk, len(crops) - start)])
-            for i, logit in enumerate(logits, start):
-                y1, y2, x1, x2 = windows[i // batch_size]
-                preds[i % batch_size, :, y1:y2, x1:x2] += logit
-        return preds / count
+        return count
