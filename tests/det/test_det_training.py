@@ -92,9 +92,11 @@ def test_train_test_infer_learns_the_shapes(coco, tmp_path):
 
     picture = tmp_path / 'detections.png'
     image = coco / 'val2017' / '000000000001.jpg'
-    result = run('tools/infer.py', str(image), str(CONFIG), str(checkpoint), '--out', str(picture), '--scale', '2')
+    result = run('tools/infer.py', str(image), str(CONFIG), str(checkpoint), '--out', str(picture), '--scale', '2',
+                 '--gt', str(coco / 'annotations' / 'instances_val2017.json'))
     from PIL import Image
-    assert Image.open(picture).size == (256, 256)
+    width, height = Image.open(picture).size  # image | ground-truth boxes | detections, 256 px each, a legend
+    assert width == 3 * 256 + 4 * 6 and height > 26 + 256
     found = re.search(r'(\d+) detections at score >= 0.3', result.stdout)
     assert found and int(found.group(1)) >= 1, result.stdout
 

@@ -41,9 +41,16 @@ def test_train_then_test_learns(tmp_path):
 
     overlay = tmp_path / 'overlay.png'
     image = data / 'images' / 'validation' / 'ADE_val_00000001.jpg'
-    run('tools/infer.py', str(image), str(CONFIG), str(checkpoint), '--out', str(overlay), '--scale', '2')
+    labels = data / 'annotations' / 'validation' / 'ADE_val_00000001.png'
+    run('tools/infer.py', str(image), str(CONFIG), str(checkpoint), '--gt', str(labels), '--out', str(overlay),
+        '--scale', '2')
+    import numpy as np
     from PIL import Image
-    assert Image.open(overlay).size == (224, 224)
+    picture = np.asarray(Image.open(overlay).convert('RGB'))
+    margin, top = 6, 26  # image | ground truth | prediction, 224 px each, under their titles
+    assert picture.shape[1] == 3 * 224 + 4 * margin and picture.shape[0] > top + 224
+    truth, predicted = (picture[top:top + 224, x:x + 224] for x in (2 * margin + 224, 3 * margin + 448))
+    assert (truth == predicted).all(axis=-1).mean() > 0.8  # the trained model paints what the labels say
 
     from mmseg.apis import MMSegInferencer
     inferencer = MMSegInferencer(model=str(CONFIG), weights=str(checkpoint), device='cpu')
