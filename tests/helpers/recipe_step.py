@@ -80,6 +80,8 @@ def shrink_backbone(backbone: dict, crop: int) -> None:
     arch = resolve_arch(backbone.arch)
     backbone.arch = dict(arch, embed_dims=WIDTH, num_heads=2, img_size=crop - crop % arch['patch_size'])
     backbone.pretrained = None
+    if backbone.get('img_size'):  # the recipes' position grid of the 504 crop: the shrunk crop's instead
+        backbone.img_size = None
     if backbone.type == 'InternViTAdapter':
         backbone.update(deform_num_heads=2, conv_inplane=8)
 
@@ -145,11 +147,14 @@ def shrink(cfg: Config, data: str, work_dir: str) -> Config:
     pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', reduce_zero_label=True),
                 dict(type='RandomCrop', crop_size=(crop, crop)), dict(type='PackSegInputs')]
     cfg.train_dataloader.update(batch_size=2, num_workers=0, persistent_workers=False)
-    cfg.train_dataloader.dataset.update(data_root=data, pipeline=pipeline, ann_file='')
+    ade = dict(type='ADE20KDataset', data_root=data)  # any dataset's recipe (COCO-Stuff too) on the synthetic ADE20K
+    cfg.train_dataloader.dataset.update(ade, pipeline=pipeline, ann_file='',
+                                        data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'))
     test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(2 * crop, crop), keep_ratio=True),
                      dict(type='LoadAnnotations', reduce_zero_label=True), dict(type='PackSegInputs')]
     cfg.val_dataloader.update(num_workers=0, persistent_workers=False)
-    cfg.val_dataloader.dataset.update(data_root=data, pipeline=test_pipeline)
+    cfg.val_dataloader.dataset.update(ade, pipeline=test_pipeline, data_prefix=dict(
+        img_path='images/validation', seg_map_path='annotations/validation'))
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
     shrink_cpu_run(cfg, work_dir)
     return cfg
