@@ -52,13 +52,13 @@ def arch_argument(value: str):
                                      f'a JSON arch dict nor a config file')
 
 
-def is_released_segmentor(src: str, trust_pickled_code: bool) -> bool:
-    """An original release: a torch file holding a bare segmentor state dict (read memory-mapped)."""
+def convert_released_segmentor(src: str, dst: str, trust_pickled_code: bool) -> bool:
+    """An original release (a torch file holding a bare segmentor state dict) converted; False, nothing
+    written, for any other source (only a .pth / .pt file is read, memory-mapped, to tell)."""
     if not src.endswith(('.pth', '.pt')) or not Path(src).is_file():
         return False
-    from internvl.checkpoint import load_torch_file
-    from mmseg_custom.released import is_original_release
-    return is_original_release(load_torch_file(src, mmap=True, trust_pickled_code=trust_pickled_code))
+    from mmseg_custom import convert_original_release
+    return convert_original_release(src, dst, trust_pickled_code)
 
 
 def main() -> int:
@@ -74,10 +74,7 @@ def main() -> int:
     try:
         if is_deepspeed_checkpoint(args.src):
             convert_deepspeed_checkpoint(args.src, args.dst)
-        elif is_released_segmentor(args.src, args.trust_pickled_code):
-            from mmseg_custom import convert_original_release
-            convert_original_release(args.src, args.dst, args.trust_pickled_code)
-        else:
+        elif not convert_released_segmentor(args.src, args.dst, args.trust_pickled_code):
             convert_checkpoint(args.src, args.dst, arch=args.arch, trust_pickled_code=args.trust_pickled_code)
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
