@@ -1,7 +1,7 @@
 # The two commands of the README (`make demo`, `make test`) install what they need first.
 PYTHON := .venv/bin/python
 
-.PHONY: install demo demo-det test test-fast bench
+.PHONY: install demo demo-det demo-probe test test-fast bench
 
 install:
 	bash tools/install_env.sh
@@ -32,6 +32,18 @@ demo-det: install
 	$(PYTHON) tools/test.py $(DET_CONFIG) $(DET_DIR)/epoch_12.pth --work-dir $(DET_DIR)
 	$(PYTHON) tools/infer.py data/synthetic_coco/val2017/000000000001.jpg $(DET_CONFIG) $(DET_DIR)/epoch_12.pth \
 		--gt data/synthetic_coco/annotations/instances_val2017.json --out $(DET_DIR)/detections.png --scale 4
+
+PROBE_CONFIG := configs/seg/demo/probe-sweep_internvit-tiny_1xb4-120it_synthetic-ade-112x112.py
+PROBE_DIR := work_dirs/demo-probe
+
+# The probing study on the CPU: the demo's InternViT (trained first when work_dirs/demo has no checkpoint),
+# frozen and probed at every block x 2 learning rates x BN or not = 16 linear probes in ONE run, each scored
+# by mmseg's IoU; then the study's table (markdown, CSV) and plot under work_dirs/demo-probe/.
+demo-probe: install
+	$(PYTHON) tools/make_synthetic_ade.py --out data/synthetic_ade
+	[ -f $(DEMO_DIR)/iter_500.pth ] || $(PYTHON) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_DIR)
+	$(PYTHON) tools/train.py $(PROBE_CONFIG) --work-dir $(PROBE_DIR)
+	$(PYTHON) tools/analysis/probe_report.py $(PROBE_DIR)
 
 test: install
 	$(PYTHON) -m pytest -q tests

@@ -245,6 +245,9 @@ def apply_tta(cfg: Config) -> None:
     if config_task(cfg) == 'mmdet' and (cfg.model.get('roi_head') or {}).get('mask_head'):
         raise ValueError('--tta: mmdet 3.x has no test-time augmentation for instance segmentation (DetTTAModel '
                          'merges boxes only), and this config is a Mask R-CNN')
+    if cfg.model.get('type') == 'ProbeSweepSegmentor':
+        raise ValueError('--tta: a probe sweep scores every probe single-scale in one pass; to test one probe with '
+                         'TTA, train it alone (mmseg_custom.probing.lone_probe_config)')
     missing = [key for key in ('tta_model', 'tta_pipeline') if not cfg.get(key)]
     if missing:
         raise ValueError(f'--tta: the config defines no {" and no ".join(missing)} (the segmentation configs '

@@ -55,6 +55,8 @@ def save_predictions(cfg, task: str, out: str) -> None:
             raise SystemExit(f'error: --out {out}: detection predictions are dumped to a .pkl file')
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = evaluators + [dict(type='DumpDetResults', out_file_path=out)]
+    elif cfg.test_evaluator.get('type') == 'ProbeSweepIoUMetric':
+        raise SystemExit(f'error: --out {out}: a probe sweep writes no label maps (it predicts one per probe)')
     else:
         cfg.test_evaluator = dict(cfg.test_evaluator, output_dir=out, keep_results=True)
 

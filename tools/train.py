@@ -1,6 +1,6 @@
 """Train a segmentor or a detector (mmseg / mmdet conventions, chosen by the config's default_scope):
 python tools/train.py CONFIG [--work-dir DIR] [--resume] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
-[--cpu]"""
+[--cpu] [--feature-cache DIR]"""
 import argparse
 import sys
 
@@ -21,6 +21,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision (PortableAmpOptimWrapper): fp16 for detection and bf16 for segmentation on '
                              'GPUs, bf16 on the CPU; not with a DeepSpeed recipe (its strategy sets the precision)')
+    parser.add_argument('--feature-cache', metavar='DIR',
+                        help='a probe sweep trained and validated from the maps tools/cache_features.py wrote to DIR')
     add_common_arguments(parser)
     return parse_tool_args(parser)
 
@@ -32,6 +34,9 @@ def main() -> int:
         config_task(cfg)
         if args.amp:
             apply_amp(cfg, cuda=torch.cuda.is_available() and not args.cpu)
+        if args.feature_cache:
+            from mmseg_custom.probing import use_feature_cache
+            use_feature_cache(cfg, args.feature_cache)
         check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
         build_model_on_meta(cfg)  # a bad model argument (an unknown preset, ...) is one line, before anything heavy
         cfg.resume = args.resume

@@ -100,6 +100,11 @@ class InternViTBackbone(BaseModule):
         return self.fpn(cast_to_consumer(features, self.fpn))
 
     @property
+    def out_indices(self) -> list[int]:
+        """The tapped blocks, 0-based and non-negative, in the order of the returned maps."""
+        return list(self.vit.out_indices)
+
+    @property
     def size_divisor(self) -> int:
         """Input sides that are multiples of this need no padding inside the backbone (the ViT patch)."""
         return self.vit.patch_size

@@ -14,7 +14,7 @@ import pytest
 from recipe_runs import run_steps
 
 REPO = Path(__file__).resolve().parents[2]
-RECIPES = sorted((REPO / 'configs' / 'seg' / 'internvit').glob('*.py'))
+RECIPES = sorted((REPO / 'configs' / 'seg' / 'internvit').glob('*.py')) + sorted((REPO / 'configs' / 'seg' / 'probing').glob('*.py'))
 DEMO = REPO / 'configs' / 'seg' / 'demo' / 'upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112.py'
 DEMO_DS = REPO / 'configs' / 'seg' / 'demo' / 'upernet_internvit-tiny_1xb8-500it_synthetic-ade-112x112_ds-zero2.py'
 AMP = 'optim_wrapper.type=PortableAmpOptimWrapper;optim_wrapper.dtype=bfloat16'
@@ -83,6 +83,7 @@ def deepspeed_update(precision: str, clipping: float, port: int) -> float:
     return float(re.search(r'^UPDATE (\S+)$', result.stdout, re.M).group(1))
 
 
+@pytest.mark.slow  # four DeepSpeed processes, ~50 s: in the full suite (make test, CI), out of the fast one
 def test_fp16_and_bf16_strategies_clip_the_true_gradient():
     """DeepSpeed's fp16 unscales the gradients before clipping them (its loss scale is not part of the
     clip), and bf16 scales no loss: a clip that binds changes the update as it does in fp32. (Its

@@ -16,7 +16,7 @@ are cropped back, so they align with the image. And a training label outside the
 the ignore index) is an error naming its label-map file, where the loss would fail on an index
 without saying which file.
 """
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,11 @@ from internvl.utils.sliding import slide_windows
 
 from internvl_mmlab.errors import BadDataError
 from internvl_mmlab.precision import cast_to_consumer
+
+
+def crop_logits(logits: Tensor, crop: Optional[tuple[int, int]]) -> Tensor:
+    """``logits`` of a padded input cropped back to the input's (height, width); None: as they are."""
+    return logits if crop is None else logits[..., :crop[0], :crop[1]]
 
 
 def check_labels(data_samples: list, num_classes: int, ignore_index: int) -> None:
@@ -55,15 +60,20 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
         features = cast_to_consumer(self.backbone(inputs), self.neck if self.with_neck else self.decode_head)
         return self.neck(features) if self.with_neck else list(features)
 
-    def encode_decode(self, inputs: Tensor, batch_img_metas: list[dict]) -> Tensor:
+    def encode(self, inputs: Tensor, batch_img_metas: list[dict]) -> tuple[list[Tensor], list[dict], Optional[tuple[int, int]]]:
+        """The features of ``inputs`` padded at the bottom / right to the backbone's ``size_divisor``, the
+        metas of the padded size, and the (height, width) to crop the logits back to (None: no padding)."""
         height, width = inputs.shape[-2:]
         divisor = getattr(self.backbone, 'size_divisor', 1)
         pad_h, pad_w = -height % divisor, -width % divisor
         if not pad_h and not pad_w:
-            return super().encode_decode(inputs, batch_img_metas)
+            return self.extract_feat(inputs), batch_img_metas, None
         padded = F.pad(inputs, (0, pad_w, 0, pad_h))
-        metas = [dict(meta, img_shape=padded.shape[2:]) for meta in batch_img_metas]
-        return super().encode_decode(padded, metas)[..., :height, :width]
+        return self.extract_feat(padded), [dict(meta, img_shape=padded.shape[2:]) for meta in batch_img_metas], (height, width)
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: list[dict]) -> Tensor:
+        features, metas, crop = self.encode(inputs, batch_img_metas)
+        return crop_logits(self.decode_head.predict(features, metas, self.test_cfg), crop)
 
     def slide_inference(self, inputs: Tensor, batch_img_metas: list[dict]) -> Tensor:
         return next(self.slide_inference_many([inputs], batch_img_metas))[1]
@@ -74,29 +84,38 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
         ``crop_batch_size`` at a time. Yields (batch index, logits [B, classes, H, W]) in order, each as
         soon as its last crop is in, so only the batches in flight hold their image-sized sums. Per
         pixel the windows are summed in mmseg's order and divided by their count."""
-        chunk = int(self.test_cfg.get('crop_batch_size', 8))
-        jobs = []  # (batch, image, window), batch-major; within a batch window-major as mmseg visits them
+        preds, done = {}, 0
+        jobs = self.crop_jobs(batches)
+        last_job = {b: n for n, (b, _, _) in enumerate(jobs)}
+        for start, part in self.crop_chunks(jobs):
+            x = torch.cat([batches[b][i:i + 1, :, y1:y2, x1:x2] for b, i, (y1, y2, x1, x2) in part])
+            metas = [dict(batch_img_metas[0], img_shape=torch.Size(x.shape[2:]))] * len(part)
+            for (b, i, (y1, y2, x1, x2)), logit in zip(part, self.encode_decode(x, metas)):
+                if b not in preds:
+                    preds[b] = batches[b].new_zeros((batches[b].shape[0], self.out_channels, *batches[b].shape[2:]))
+                preds[b][i, :, y1:y2, x1:x2] += logit
+            while done < len(batches) and last_job[done] < start + len(part):
+                yield done, preds.pop(done).div_(self._window_counts(batches[done]))
+                done += 1
+
+    def crop_jobs(self, batches: list[Tensor]) -> list[tuple[int, int, tuple[int, int, int, int]]]:
+        """(batch, image, window) of every crop, batch-major; within a batch window-major, as mmseg visits them."""
+        jobs = []
         for b, inputs in enumerate(batches):
             windows = slide_windows(*inputs.shape[2:], self.test_cfg.crop_size, self.test_cfg.stride)
             jobs += [(b, i, window) for window in windows for i in range(inputs.shape[0])]
-        last_job = {b: n for n, (b, _, _) in enumerate(jobs)}
-        preds, start, done = {}, 0, 0
+        return jobs
+
+    def crop_chunks(self, jobs: list) -> Iterator[tuple[int, list]]:
+        """(index of the first, chunk) of consecutive jobs of one crop shape, ``test_cfg.crop_batch_size`` at most."""
+        chunk, start = int(self.test_cfg.get('crop_batch_size', 8)), 0
         while start < len(jobs):
             shape = self._crop_shape(jobs[start][2])
             stop = start + 1
             while stop < min(start + chunk, len(jobs)) and self._crop_shape(jobs[stop][2]) == shape:
                 stop += 1
-            part = jobs[start:stop]
-            x = torch.cat([batches[b][i:i + 1, :, y1:y2, x1:x2] for b, i, (y1, y2, x1, x2) in part])
-            metas = [dict(batch_img_metas[0], img_shape=torch.Size(shape))] * len(part)
-            for (b, i, (y1, y2, x1, x2)), logit in zip(part, self.encode_decode(x, metas)):
-                if b not in preds:
-                    preds[b] = batches[b].new_zeros((batches[b].shape[0], self.out_channels, *batches[b].shape[2:]))
-                preds[b][i, :, y1:y2, x1:x2] += logit
+            yield start, jobs[start:stop]
             start = stop
-            while done < len(batches) and last_job[done] < start:
-                yield done, preds.pop(done).div_(self._window_counts(batches[done]))
-                done += 1
 
     @staticmethod
     def _crop_shape(window: tuple[int, ...]) -> tuple[int, int]:
