@@ -12,6 +12,7 @@ from typing import Iterator, Optional
 
 import torch
 from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from ..models.segmentors.batched_slide import BatchedSlideEncoderDecoder, crop_logits
@@ -48,11 +49,11 @@ class ProbeSweepSegmentor(BatchedSlideEncoderDecoder):
                                   'logits map for test-time augmentation or mmseg\'s inference APIs')
 
     def predict(self, inputs: Tensor, data_samples: Optional[list] = None) -> list:
-        if data_samples is not None:
-            metas = [sample.metainfo for sample in data_samples]
-        else:
-            metas = [dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:], pad_shape=inputs.shape[2:],
-                          padding_size=[0, 0, 0, 0])] * inputs.shape[0]
+        if data_samples is None:  # as mmseg's EncoderDecoder.predict: the input's own shape
+            data_samples = [SegDataSample(metainfo=dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
+                                                        pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0]))
+                            for _ in range(inputs.shape[0])]
+        metas = [sample.metainfo for sample in data_samples]
         maps: list[dict[str, Tensor]] = [{} for _ in range(inputs.shape[0])]
         first = None
         for name, logits in self.probe_logits(inputs, metas):

@@ -80,6 +80,10 @@ def test_metrics_name_every_probe_and_the_best(study, sweep):
     assert scores['mIoU'] == scores[f'probe/{best}/mIoU']
     log = next((study / 'sweep').glob('*/*.log')).read_text()
     assert f'best_probe: {best}' in log or f'best {best}' in log
+    with torch.no_grad():  # without data samples, as mmseg's predict: every probe's map at the input's size
+        sample, = sweep.eval().predict(torch.randn(1, 3, 98, 126))
+    assert sorted(sample.probe_sem_seg) == sorted(names)
+    assert all(tuple(m.shape) == (1, 98, 126) for m in sample.probe_sem_seg.values())
 
 
 @pytest.mark.slow
